@@ -1,0 +1,195 @@
+"""A decoder that runs a local causal LM with ``transformers.generate``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+
+from .base import Completion, CompletionRequest, GenerationSettings, Message
+
+logger = logging.getLogger(__name__)
+
+END_OF_TURN = "<|im_end|>"
+
+
+class Constraint(Protocol):
+    """Hook for constrained decoding: builds logits processors for a batch and reads results back."""
+
+    def logits_processors(self, requests: Sequence[CompletionRequest], num_return_sequences: int) -> list[Any]:
+        ...
+
+    def finish(self, completions: list[Completion]) -> None:
+        """Fill in whatever decoding learned about the completions (for example exact evidence offsets)."""
+        ...
+
+
+class TransformersDecoder:
+    """Complete chat requests with a local model.
+
+    Prompts come from the tokenizer's own chat template with Qwen3 thinking off (unless ``thinking``). Batches
+    are left-padded with attention masks; generation stops on ``<|im_end|>`` and on the tokenizer's eos.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        settings: GenerationSettings | None = None,
+        batch_size: int = 8,
+        thinking: bool = False,
+        constraint: Constraint | None = None,
+        stamp: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings or GenerationSettings()
+        self.batch_size = max(1, batch_size)
+        self.thinking = thinking
+        self.constraint = constraint
+        self._stamp = dict(stamp or {})
+        self.tokenizer.padding_side = "left"
+        self.stop_token_ids = stop_token_ids(tokenizer, model)
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return render_prompt(self.tokenizer, messages, thinking=self.thinking)
+
+    def stamp(self) -> dict[str, Any]:
+        return {
+            "backend": "transformers",
+            **self._stamp,
+            "thinking": self.thinking,
+            "constrained": self.constraint is not None,
+            "generation": self.settings.to_dict(),
+        }
+
+    def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion]:
+        completions: list[Completion] = []
+        for start in range(0, len(requests), self.batch_size):
+            completions.extend(self._complete_batch(requests[start : start + self.batch_size]))
+        return completions
+
+    @torch.inference_mode()
+    def _complete_batch(self, requests: Sequence[CompletionRequest]) -> list[Completion]:
+        settings = self.settings
+        started = time.perf_counter()
+
+        # build inputs: chat template, then tokens without extra special tokens (the template has them)
+        prompts = [self.render(r.messages) for r in requests]
+        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
+        prompt_length = inputs["input_ids"].shape[1]
+
+        # generate
+        kwargs = self._generate_kwargs()
+        if self.constraint is not None:
+            kwargs["logits_processor"] = self.constraint.logits_processors(requests, settings.num_return_sequences)
+        if settings.do_sample:
+            torch.manual_seed(settings.seed)
+        output = self.model.generate(**inputs, **kwargs)
+
+        # cut the prompt off, find where each sequence stopped, decode
+        generated = output[:, prompt_length:].tolist()
+        prompt_counts = inputs["attention_mask"].sum(dim=1).tolist()
+        seconds = (time.perf_counter() - started) / len(requests)
+        n = settings.num_return_sequences
+        completions = []
+        for index, prompt_tokens in enumerate(prompt_counts):
+            sequences = [self._decode(ids) for ids in generated[index * n : (index + 1) * n]]
+            text, completion_tokens, truncated = sequences[0]
+            completions.append(
+                Completion(
+                    text=text,
+                    prompt_tokens=int(prompt_tokens),
+                    completion_tokens=completion_tokens,
+                    truncated=truncated,
+                    seconds=seconds,
+                    alternatives=[s[0] for s in sequences[1:]],
+                )
+            )
+        if self.constraint is not None:
+            self.constraint.finish(completions)
+        return completions
+
+    def _generate_kwargs(self) -> dict[str, Any]:
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": s.max_new_tokens,
+            "do_sample": s.do_sample,
+            "num_beams": s.num_beams,
+            "repetition_penalty": s.repetition_penalty,
+            "no_repeat_ngram_size": s.no_repeat_ngram_size,
+            "length_penalty": s.length_penalty,
+            "num_return_sequences": s.num_return_sequences,
+            "eos_token_id": self.stop_token_ids,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if s.do_sample:
+            kwargs.update(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+        else:
+            # The model's generation_config may carry sampling defaults (Qwen ships temperature 0.7); greedy
+            # decoding must not inherit them, or transformers warns on every call.
+            kwargs.update(temperature=None, top_k=None, top_p=None)
+        return kwargs
+
+    def _decode(self, ids: list[int]) -> tuple[str, int, bool]:
+        """Return the text before the first stop token, the completion token count, and whether it was cut off."""
+        stop_at = next((i for i, token in enumerate(ids) if token in self.stop_token_ids), None)
+        if stop_at is None:
+            return self.tokenizer.decode(ids, skip_special_tokens=True), len(ids), True
+        return self.tokenizer.decode(ids[:stop_at], skip_special_tokens=True), stop_at + 1, False
+
+
+def render_prompt(tokenizer: Any, messages: Sequence[Message], thinking: bool = False) -> str:
+    """Render messages with the tokenizer's chat template, ready for the assistant's answer.
+
+    ``enable_thinking`` is read by Qwen3 templates and ignored by others.
+    """
+    return tokenizer.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=True, enable_thinking=thinking
+    )
+
+
+def stop_token_ids(tokenizer: Any, model: Any | None = None) -> list[int]:
+    """Collect the ids that end a turn: ``<|im_end|>``, the tokenizer's eos and the model's configured eos."""
+    ids: list[int] = []
+    candidates: list[Any] = [tokenizer.convert_tokens_to_ids(END_OF_TURN), tokenizer.eos_token_id]
+    if model is not None and getattr(model, "generation_config", None) is not None:
+        configured = model.generation_config.eos_token_id
+        candidates.extend(configured if isinstance(configured, list) else [configured])
+    unknown = tokenizer.unk_token_id
+    for token_id in candidates:
+        if isinstance(token_id, int) and token_id != unknown and token_id not in ids:
+            ids.append(token_id)
+    return ids
+
+
+def load_decoder(
+    model: str,
+    hub: str = "modelscope",
+    revision: str | None = None,
+    adapter: str | None = None,
+    settings: GenerationSettings | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    thinking: bool = False,
+) -> TransformersDecoder:
+    """Resolve, load and wrap a model (and adapter) as a decoder, stamping where it came from."""
+    from .loading import load_model, resolve_model
+
+    spec = resolve_model(model, hub=hub, revision=revision)
+    loaded, tokenizer = load_model(spec, adapter=adapter, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    stamp = {
+        "model": spec.name,
+        "model_source": spec.source,
+        "revision": spec.revision,
+        "adapter": str(adapter) if adapter else None,
+        "device": str(loaded.device),
+        "dtype": str(loaded.dtype).removeprefix("torch."),
+    }
+    return TransformersDecoder(loaded, tokenizer, settings=settings, batch_size=batch_size, thinking=thinking, stamp=stamp)
