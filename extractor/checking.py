@@ -21,6 +21,8 @@ class Checked:
     changes: list[Change] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     parsed: bool = False
+    retry: bool = True
+    """False when asking the model again cannot help, for example when the prompt did not fit the context."""
 
     @property
     def valid(self) -> bool:

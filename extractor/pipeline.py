@@ -14,6 +14,7 @@ from .prompts import Message, PromptBuilder
 from .records import Record
 from .results import Attempt, ResultRow, classify_field
 from .schema import Schema
+from .validation import FieldError
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Extractor:
             if round_number:
                 logger.info("re-asking %d record(s), round %d", len(open_items), round_number)
             self._complete_round(open_items)
-            open_items = [p for p in open_items if p.checked is not None and not p.checked.valid]
+            open_items = [p for p in open_items if p.checked is not None and not p.checked.valid and p.checked.retry]
             for item in open_items:
                 assert item.completion is not None and item.checked is not None
                 errors = [str(e) for e in item.checked.errors]
@@ -113,6 +114,8 @@ class Extractor:
 
     def _check(self, completion: Completion) -> Checked:
         """Check the main sequence, then any alternative sequences; keep the first valid one."""
+        if completion.error is not None:
+            return Checked(errors=[FieldError(path="$", message=completion.error, keyword="decoder")], retry=False)
         checked = check_text(completion.text, self.schema, truncated=completion.truncated)
         for alternative in completion.alternatives:
             if checked.valid:

@@ -96,6 +96,8 @@ class Completion:
     """Further sequences when ``num_return_sequences`` > 1, best first."""
     spans: dict[str, Any] = field(default_factory=dict)
     """Evidence offsets known exactly from decoding (grounded fields), keyed by JSON path."""
+    error: str | None = None
+    """Why the decoder could not run this request (for example a prompt longer than the model's context)."""
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ..i18n import pick
 from .base import Completion, CompletionRequest, GenerationSettings, Message
 
 logger = logging.getLogger(__name__)
@@ -67,19 +68,45 @@ class TransformersDecoder:
         }
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[Completion]:
-        completions: list[Completion] = []
-        for start in range(0, len(requests), self.batch_size):
-            completions.extend(self._complete_batch(requests[start : start + self.batch_size]))
-        return completions
+        results: list[Completion | None] = [None] * len(requests)
+        runnable: list[tuple[int, CompletionRequest, str]] = []
+        for index, request in enumerate(requests):
+            prompt = self.render(request.messages)
+            too_long = self._context_error(prompt)
+            if too_long is not None:
+                results[index] = too_long
+            else:
+                runnable.append((index, request, prompt))
+
+        for start in range(0, len(runnable), self.batch_size):
+            chunk = runnable[start : start + self.batch_size]
+            batch = self._complete_batch([r for _, r, _ in chunk], [p for _, _, p in chunk])
+            for (index, _, _), completion in zip(chunk, batch):
+                results[index] = completion
+        return [c for c in results if c is not None]
+
+    def _context_error(self, prompt: str) -> Completion | None:
+        """Return an error completion when the prompt plus ``max_new_tokens`` exceeds the model's context."""
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        length = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if not context or length + self.settings.max_new_tokens <= context:
+            return None
+        message = pick(
+            "提示词有 {length} 个 token，加上 max_new_tokens={new} 超过了模型的上下文长度 {context}。"
+            "请用 --max-record-chars 截短病历，或减少示例。",
+            "The prompt has {length} tokens, which with max_new_tokens={new} exceeds the model's context of "
+            "{context}. Shorten records with --max-record-chars or use fewer examples.",
+            length=length, new=self.settings.max_new_tokens, context=context,
+        )
+        return Completion(text="", prompt_tokens=length, error=message)
 
     @torch.inference_mode()
-    def _complete_batch(self, requests: Sequence[CompletionRequest]) -> list[Completion]:
+    def _complete_batch(self, requests: Sequence[CompletionRequest], prompts: Sequence[str]) -> list[Completion]:
         settings = self.settings
         started = time.perf_counter()
 
-        # build inputs: chat template, then tokens without extra special tokens (the template has them)
-        prompts = [self.render(r.messages) for r in requests]
-        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        # build inputs: tokens without extra special tokens, because the chat template already has them
+        inputs = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
         inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
         prompt_length = inputs["input_ids"].shape[1]
 
