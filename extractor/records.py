@@ -157,3 +157,20 @@ def _parse_jsonl_line(line: str, source: str, fallback_id: str, id_key: str, tex
 
 def _empty_message() -> str:
     return pick("病历文本为空，无内容可抽取。", "The record text is empty, so there is nothing to extract.")
+
+
+TRUNCATION_MARKER = "\n……（中间部分已省略）……\n"
+
+
+def truncate_middle(text: str, max_chars: int, marker: str = TRUNCATION_MARKER) -> str:
+    """Shorten a text to about ``max_chars`` by cutting out its middle.
+
+    Record headers (name, department, diagnosis on admission) and discharge orders sit at the two ends of
+    most Chinese records, so the middle is the cheapest part to lose.
+    """
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    keep = max(0, max_chars - len(marker))
+    head = keep - keep // 3
+    tail = keep - head
+    return text[:head] + marker + (text[-tail:] if tail else "")

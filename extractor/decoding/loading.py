@@ -161,7 +161,10 @@ def load_model(
 ) -> tuple[Any, Any]:
     """Load the base model (plus a peft LoRA adapter when given) and its tokenizer, ready for ``generate``."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
 
+    # Weight-loading progress bars would interleave with our own progress display.
+    transformers_logging.disable_progress_bar()
     device, torch_dtype = choose_device_and_dtype(device, dtype)
     tokenizer = load_tokenizer(spec, trust_remote_code)
     try:
