@@ -1,4 +1,4 @@
-"""Where the bundled prompts, schemas and examples live, and how names given on the command line resolve."""
+"""Locations of the bundled prompts, schemas and examples, and resolution of names given on the command line."""
 
 from __future__ import annotations
 

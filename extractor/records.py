@@ -1,7 +1,7 @@
 """Records: reading ``.txt`` files, folders and JSONL into ``Record`` objects.
 
 Every input record becomes exactly one ``Record``. A record that cannot be read (bad encoding, a broken JSONL
-line, an empty text) still becomes a ``Record`` whose ``error`` says why, so that the run writes one row for it.
+line, an empty text) still becomes a ``Record`` whose ``error`` holds the reason, so that the run writes one row for it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Record:
     source: str
     """File path, with ``:LINE`` for JSONL input."""
     error: str | None = None
-    """Why the record could not be read. The text is empty when this is set."""
+    """Reason the record could not be read. The text is empty when this is set."""
 
     @property
     def sha256(self) -> str:

@@ -23,7 +23,7 @@ def status_label(status: str) -> str:
 
 
 def rows_table(rows: Sequence[dict[str, Any]], max_error_chars: int = 48) -> Table:
-    """One line per record: status, filled fields, attempts, tokens, seconds and the first error."""
+    """Build a table with one line per record: status, filled fields, attempts, tokens, seconds, first error."""
     table = Table(title=pick("抽取结果", "Extraction results"), show_lines=False)
     table.add_column(pick("记录", "Record"), overflow="fold")
     table.add_column(pick("状态", "Status"))
@@ -52,7 +52,7 @@ def rows_table(rows: Sequence[dict[str, Any]], max_error_chars: int = 48) -> Tab
 
 
 def summary_table(rows: Sequence[dict[str, Any]], wall_seconds: float) -> Table:
-    """Totals for a run: records by status, tokens and throughput."""
+    """Build the totals of a run: records by status, tokens and throughput."""
     counts = {status: sum(1 for r in rows if r.get("status") == status) for status in ("valid", "invalid", "failed")}
     completion_tokens = sum(int(r.get("completion_tokens", 0)) for r in rows)
     table = Table(title=pick("汇总", "Summary"), show_header=False)

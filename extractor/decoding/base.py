@@ -75,7 +75,7 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class CompletionRequest:
-    """What a decoder completes: the chat messages, plus the record text for record-grounded constraints."""
+    """Input to a decoder: the chat messages, plus the record text for record-grounded constraints."""
 
     messages: tuple[Message, ...]
     record_text: str = ""
@@ -97,7 +97,7 @@ class Completion:
     spans: dict[str, Any] = field(default_factory=dict)
     """Evidence offsets known exactly from decoding (grounded fields), keyed by JSON path."""
     error: str | None = None
-    """Why the decoder could not run this request (for example a prompt longer than the model's context)."""
+    """Reason the decoder could not run this request, for example a prompt longer than the model's context."""
 
 
 @runtime_checkable
@@ -109,7 +109,7 @@ class Decoder(Protocol):
         ...
 
     def render(self, messages: Sequence[Message]) -> str:
-        """Return the exact prompt text the model sees for these messages."""
+        """Return the exact prompt text the model receives for these messages."""
         ...
 
     def stamp(self) -> dict[str, Any]:

@@ -22,10 +22,10 @@ DEFAULT_MODEL = "Qwen/Qwen3-1.7B"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Where the base model's files are."""
+    """Location of a base model's files."""
 
     name: str
-    """What the user passed: a path or a hub id."""
+    """The value the user passed: a path or a hub id."""
     source: Literal["local", "gguf", "modelscope", "hf"]
     location: str
     """Local folder to load from, or the hub id for ``hf`` (transformers resolves its own cache)."""
