@@ -6,7 +6,8 @@ model's own chat template (see ``extractor.decoding``).
 
 Templates are rendered in a sandbox with ``StrictUndefined``: a misspelt variable raises instead of rendering
 as an empty string. A template defines up to three blocks: ``system`` (optional), ``user`` (required) and
-``reask`` (optional; a built-in text is used without it).
+``reask`` (optional; a built-in text is used without it). In history mode only the first user turn gets
+``first_turn=True``, so a template can send its instructions once instead of in every example turn.
 """
 
 from __future__ import annotations
@@ -137,23 +138,28 @@ class PromptBuilder:
     def messages(self, record_text: str) -> list[Message]:
         """Build the chat messages for one record: system, few-shot turns (history mode), then the record."""
         messages: list[Message] = []
-        system = self._render_block("system", record="", examples=[])
+        system = self._render_block("system", record="", examples=[], first_turn=True)
         if system:
             messages.append({"role": "system", "content": system})
+        inline: list[Example] = []
         if self.mode == "history":
-            for example in self.examples:
-                messages.append({"role": "user", "content": self._render_block("user", record=example.text, examples=[])})
+            for index, example in enumerate(self.examples):
+                user = self._render_block("user", record=example.text, examples=[], first_turn=index == 0)
+                messages.append({"role": "user", "content": user})
                 messages.append({"role": "assistant", "content": example.answer})
-            inline: list[Example] = []
         else:
             inline = self.examples
-        messages.append({"role": "user", "content": self._render_block("user", record=record_text, examples=inline)})
+        first_turn = self.mode == "inline" or not self.examples
+        user = self._render_block("user", record=record_text, examples=inline, first_turn=first_turn)
+        messages.append({"role": "user", "content": user})
         return messages
 
     def reask_messages(self, messages: Sequence[Message], completion: str, errors: Sequence[str]) -> list[Message]:
         """Extend a conversation with the rejected completion and feedback the model can act on."""
         if "reask" in self._template.blocks:
-            feedback = self._render_block("reask", record="", examples=[], completion=completion, errors=list(errors))
+            feedback = self._render_block(
+                "reask", record="", examples=[], first_turn=False, completion=completion, errors=list(errors)
+            )
         else:
             feedback = DEFAULT_REASK.format(errors="\n".join(f"- {e}" for e in errors))
         return [*messages, {"role": "assistant", "content": completion}, {"role": "user", "content": feedback}]

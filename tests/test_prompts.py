@@ -34,7 +34,7 @@ EXPECTED_HISTORY_PROMPT = (
     "病历：\n【一般情况】王某，女，52岁，心内科。\n【入院诊断】1.高血压病3级<|im_end|>\n"
     "<|im_start|>assistant\n"
     '{"姓名": "王某", "性别": "女", "年龄": 52, "科别": "心内科", "入院诊断": ["高血压病3级"]}<|im_end|>\n'
-    "<|im_start|>user\n" + INSTRUCTION + "\n"
+    "<|im_start|>user\n"
     "病历：\n【一般情况】赵某，男，61岁。<|im_end|>\n"
     "<|im_start|>assistant\n<think>\n\n</think>\n\n"
 )
@@ -76,6 +76,17 @@ def test_inline_mode_full_prompt(qwen_tokenizer) -> None:
 def test_history_mode_turns() -> None:
     roles = [m["role"] for m in builder("history").messages(RECORD)]
     assert roles == ["system", "user", "assistant", "user"]
+
+
+def test_history_mode_sends_field_list_once() -> None:
+    messages = builder("history").messages(RECORD)
+    assert "字段说明" in messages[1]["content"]
+    assert "字段说明" not in messages[3]["content"]
+
+
+def test_no_examples_keeps_field_list() -> None:
+    messages = builder_without_examples().messages(RECORD)
+    assert "字段说明" in messages[-1]["content"]
 
 
 def test_inline_mode_single_user_turn() -> None:
