@@ -96,7 +96,7 @@ def fold_with_offsets(text: str) -> tuple[str, list[int]]:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Where one extracted value occurs in the record text."""
+    """The occurrences of one extracted value in the record text."""
 
     path: str
     """JSON path of the value, e.g. ``$.用药[0].药名``, as in validation errors."""
@@ -254,7 +254,8 @@ def ground_row(row: Mapping[str, Any], record_text: str) -> dict[str, dict[str, 
     are, with their ``source``. Every other value is searched in ``record_text``.
     """
     stored: dict[str, tuple[tuple[tuple[int, int], ...], str]] = {}
-    for path, entry in (row.get("spans") or {}).items():
+    existing = row.get("spans")
+    for path, entry in (existing.items() if isinstance(existing, Mapping) else ()):
         spans = spans_from_decoding(entry)
         if spans is None:
             logger.debug("ignoring stored spans for %s: no [start, end] offsets", path)

@@ -38,7 +38,7 @@ Path_ = tuple[str, ...]
 
 STATUSES = ("present", "not_mentioned", "negative", "failed")
 EMPTY_LIST: Hashable = ("list", ())
-"""The unit an empty list contributes: the record says there is none."""
+"""The unit an empty list contributes: the record states that there is none."""
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _OPENING = "([{（【〔［｛"
@@ -289,8 +289,8 @@ def scored_paths(
 
     Only paths under a top-level field that gold annotates are scored, so a gold file that covers five of
     the schema's fields does not turn the other fields' predictions into false positives. A path that is a
-    parent of another path is scored only where some record holds a non-object value at it (a model that
-    wrote a string where the schema wants an object); otherwise its children carry the units.
+    parent of another path is scored only where some record contains a non-object value at it (a model that
+    wrote a string where the schema wants an object). Otherwise its children carry the units.
     """
     annotated = gold_keys(gold_fields)
     ordered: dict[Path_, None] = {}
@@ -397,7 +397,7 @@ class FieldScore:
 
 @dataclass
 class RecordScore:
-    """How one gold record fared."""
+    """The outcome of one gold record."""
 
     id: str
     outcome: str
@@ -613,5 +613,10 @@ def _score_record(
         if gold_units != predicted_units:
             wrong.append(path_label(path))
 
-    outcome = "scored" if parsed else ("missing" if row is None else "failed")
+    if parsed:
+        outcome = "scored"
+    elif row is None:
+        outcome = "missing"
+    else:
+        outcome = "failed"
     return RecordScore(id=record_id, outcome=outcome, exact=parsed and not wrong, wrong_paths=wrong)

@@ -217,14 +217,14 @@ def _mark_tag(piece: Piece, classes: Mapping[str, str]) -> str:
 
 
 def field_key(path: str) -> str:
-    """The colour key of a JSON path: indices dropped, ``$.`` and a trailing ``[]`` removed."""
+    """Return the colour key of a JSON path: indices dropped, ``$.`` and a trailing ``[]`` removed."""
     key = re.sub(r"\[\d+\]", "[]", path)
     key = key[2:] if key.startswith("$.") else key.lstrip("$")
     return key[:-2] if key.endswith("[]") else key
 
 
 def highlights_for(evidence: Mapping[str, Mapping[str, Any]], record_index: int) -> list[Highlight]:
-    """One highlight per span of every value; ``span_id`` is ``r<record>-v<value>-<occurrence>``."""
+    """List one highlight per span of every value, with ``span_id`` ``r<record>-v<value>-<occurrence>``."""
     items = []
     for value_index, (path, entry) in enumerate(evidence.items()):
         for number, (start, end) in enumerate(entry.get("spans") or []):
@@ -269,7 +269,7 @@ def _related(path: str, error_path: str) -> bool:
 
 
 def ordered_fields(fields: Mapping[str, Any], schema: Schema | None) -> dict[str, Any]:
-    """The row's fields in schema order, then any others in their own order."""
+    """Return the row's fields in schema order, then any others in their own order."""
     if schema is None:
         return dict(fields)
     names = [name for name in schema.field_names() if name in fields]
@@ -371,7 +371,7 @@ def schema_keys(schema: Schema) -> list[str]:
 
 
 def colour_css(classes: Mapping[str, str]) -> str:
-    """One rule per field class; hues step by the golden angle so neighbouring fields differ clearly."""
+    """Write one CSS rule per field class. Hues step by the golden angle so that neighbouring fields differ."""
     rules = []
     for index, css_class in enumerate(classes.values()):
         hue = round(index * 137.508) % 360
@@ -391,8 +391,9 @@ def render_summary(rows: Sequence[Mapping[str, Any]], evidences: Sequence[Mappin
     completion_tokens = sum(int(row.get("completion_tokens") or 0) for row in rows)
     seconds = sum(float(row.get("seconds") or 0) for row in rows)
     stamps = {json.dumps(row.get("stamp") or {}, ensure_ascii=False, sort_keys=True) for row in rows}
-    stamp = rows[0].get("stamp") or {}
+    stamp = (rows[0].get("stamp") or {}) if rows else {}
     count = len(rows)
+    per_record = max(count, 1)
 
     pairs = [
         (pick("记录", "Records"), count),
@@ -404,8 +405,8 @@ def render_summary(rows: Sequence[Mapping[str, Any]], evidences: Sequence[Mappin
          f"{grounding[FOUND]} / {grounding[AMBIGUOUS]} / {grounding[NOT_FOUND]}"),
         (pick("模型", "Model"), stamp.get("model", "—")),
         (pick("Token（提示词 + 生成）", "Tokens (prompt + completion)"),
-         f"{prompt_tokens} + {completion_tokens} ({(prompt_tokens + completion_tokens) / count:.0f} {pick('每条', 'per record')})"),
-        (pick("耗时", "Seconds"), f"{seconds:.1f} ({seconds / count:.2f} {pick('每条', 'per record')})"),
+         f"{prompt_tokens} + {completion_tokens} ({(prompt_tokens + completion_tokens) / per_record:.0f} {pick('每条', 'per record')})"),
+        (pick("耗时", "Seconds"), f"{seconds:.1f} ({seconds / per_record:.2f} {pick('每条', 'per record')})"),
     ]
     if len(stamps) > 1:
         pairs.append((pick("不同的运行设置", "Distinct run stamps"), len(stamps)))

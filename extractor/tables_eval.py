@@ -171,7 +171,7 @@ def field_f1_table(runs: Mapping[str, RunMetrics]) -> Table:
 
 
 def eval_tables(runs: Mapping[str, RunMetrics]) -> list[Table]:
-    """The tables ``eval`` prints: the summary, then per-field scores (one run) or per-field F1 (several)."""
+    """Build the tables ``eval`` prints: the summary, then per-field scores (one run) or per-field F1 (several)."""
     if len(runs) == 1:
         (metrics,) = runs.values()
         return [compare_table(runs), field_table(metrics)]

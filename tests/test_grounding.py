@@ -173,3 +173,8 @@ def test_spans_from_decoding(entry, spans):
 
 def test_index_find_skips_empty_query():
     assert TextIndex("abc").find("  ") == []
+
+
+def test_ground_row_ignores_malformed_spans():
+    row = {"fields": {"姓名": "张三"}, "spans": [[0, 2]]}
+    assert ground_row(row, "张三")["$.姓名"]["source"] == "search"

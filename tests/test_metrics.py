@@ -37,8 +37,8 @@ PREDICTIONS = [
     {"id": "g1", "valid": True, "errors": [], "prompt_tokens": 100, "completion_tokens": 20, "seconds": 1.0,
      "fields": {"姓名": "张 三", "年龄": 45, "诊断": ["高血压", "糖尿病"], "生命体征": {"体温": 36.5, "脉搏": 80},
                 "过敏史": "否认药物过敏史", "用药": [{"药名": "阿司匹林", "剂量": "１００ｍｇ"}]}},
-    # g2: wrong age, an extra diagnosis, a pulse gold does not have (and that failed validation), 用药 null
-    # where gold says [] (explicitly none).
+    # g2: wrong age, an extra diagnosis, a pulse that gold lacks (and that failed validation), and 用药 null
+    # where gold has [] (explicitly none).
     {"id": "g2", "valid": False, "prompt_tokens": 120, "completion_tokens": 30, "seconds": 2.0,
      "errors": [{"path": "$.生命体征.脉搏", "message": "90 is not valid", "keyword": "maximum"}],
      "fields": {"姓名": "李四", "年龄": 61, "诊断": ["肺炎", "支气管炎"], "生命体征": {"体温": 38.2, "脉搏": 90},

@@ -161,10 +161,12 @@ def test_report_marks_carry_field_and_status():
 
 def test_report_is_self_contained():
     page = build_report([make_row()], [RecordText(TEXT)])
-    assert "http://" not in page and "https://" not in page
+    assert "http://" not in page
+    assert "https://" not in page
     assert "<link" not in page
     assert " src=" not in page
-    assert "<style>" in page and "<script>" in page
+    assert "<style>" in page
+    assert "<script>" in page
 
 
 def test_report_side_table_and_summary():
@@ -226,8 +228,10 @@ def test_load_texts_from_sources(tmp_path):
     texts = load_record_texts(rows)
     assert texts[0] == RecordText("甲乙丙\n")
     assert texts[1] == RecordText("第二条")
-    assert texts[2].text is None and "not found" in texts[2].note
-    assert texts[3].text == "甲乙丙\n" and "changed after extraction" in texts[3].note
+    assert texts[2].text is None
+    assert "not found" in texts[2].note
+    assert texts[3].text == "甲乙丙\n"
+    assert "changed after extraction" in texts[3].note
 
 
 def test_load_texts_from_records_option(tmp_path):
@@ -250,10 +254,11 @@ def test_report_command(tmp_path):
     result = CliRunner().invoke(app, ["report", str(results)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     page = (tmp_path / "results.html").read_text(encoding="utf-8")
-    # read_text_file turns the CRLF into LF, and the row's hash was taken before that: the report says so.
+    # read_text_file turns the CRLF into LF, but the row's hash was taken before that, so the report warns.
     assert "changed after extraction" in page
     assert len(parse(page).marks) == len(EXPECTED_SPANS) + 1  # 主诉's crossing partner 症状 is cut in two
-    assert "Wrote" in result.output and "0 without record text" in result.output
+    assert "Wrote" in result.output
+    assert "0 without record text" in result.output
 
 
 def test_report_command_bad_results(tmp_path):
@@ -266,3 +271,9 @@ def test_report_command_bad_results(tmp_path):
     missing = CliRunner().invoke(app, ["report", str(tmp_path / "none.jsonl")], env={"COLUMNS": "200"})
     assert missing.exit_code == 2
     assert "not found" in missing.output
+
+
+def test_empty_report_builds():
+    parsed = parse(build_report([], []))
+    assert parsed.marks == []
+    assert parsed.panes == {}
