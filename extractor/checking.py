@@ -30,11 +30,15 @@ class Checked:
 
 
 def check_text(text: str, schema: Schema, truncated: bool = False) -> Checked:
-    """Parse, normalise and validate one completion text against the schema."""
+    """Parse, normalise and validate one completion text against the schema.
+
+    Each error's ``str()`` is feedback written for the model, so the re-ask loop can send it as it is.
+    """
     result = parse_completion(text, schema=schema, truncated=truncated)
     if result.rejection is not None:
-        error = FieldError(path="$", message=result.rejection.message, keyword=result.rejection.code)
-        return Checked(errors=[error])
+        rejection = result.rejection
+        error = FieldError(path="$", message=rejection.message, keyword=rejection.code, feedback=rejection.feedback)
+        return Checked(errors=[error], repairs=list(result.repairs))
 
     value, changes = normalize(result.value, schema)
     return Checked(fields=value, errors=validate(value, schema), changes=changes, repairs=list(result.repairs), parsed=True)
