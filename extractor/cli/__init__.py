@@ -38,3 +38,4 @@ def main() -> None:
 # Command modules register themselves on ``app`` when imported.
 from . import extract_cmd  # noqa: E402,F401
 from . import eval_cmd  # noqa: E402,F401
+from . import parse_cmd  # noqa: E402,F401
