@@ -10,6 +10,7 @@ from typing import Any
 
 from .checking import Checked, check_text
 from .decoding.base import Completion, CompletionRequest, Decoder
+from .grounding import ground_row
 from .prompts import Message, PromptBuilder
 from .records import Record
 from .results import Attempt, ResultRow, classify_field
@@ -125,6 +126,14 @@ class Extractor:
                 checked = candidate
         return checked
 
+    def _evidence(self, item: _Pending, checked: Checked) -> dict[str, Any]:
+        """Locate every extracted value in the record; offsets known from constrained decoding are kept."""
+        if not checked.parsed:
+            return {}
+        decoded = dict(item.completion.spans) if item.completion is not None else {}
+        row = {"fields": checked.fields, "changes": [c.to_dict() for c in checked.changes], "spans": decoded}
+        return ground_row(row, item.record.text)
+
     def _row(self, item: _Pending) -> ResultRow:
         checked = item.checked or Checked()
         completion = item.completion
@@ -146,7 +155,7 @@ class Extractor:
             changes=[c.to_dict() for c in checked.changes],
             repairs=checked.repairs,
             field_status=status,
-            spans=dict(completion.spans) if completion else {},
+            spans=self._evidence(item, checked),
             prompt_tokens=sum(a.prompt_tokens for a in item.attempts),
             completion_tokens=sum(a.completion_tokens for a in item.attempts),
             seconds=round(sum(a.seconds for a in item.attempts), 4),

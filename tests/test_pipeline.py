@@ -102,3 +102,23 @@ def test_rows_carry_stamp_and_counts() -> None:
     assert data["stamp"]["examples_mode"] == "inline"
     assert data["stamp"]["backend"] == "scripted"
     assert data["record_sha256"] == Record("r1", "病历", "x").sha256
+
+
+def test_rows_locate_values_in_record() -> None:
+    text = "患者周某，男，58岁，心内科。入院诊断：冠心病"
+    extractor, _ = make_extractor([VALID])
+    [row] = list(extractor.run([Record("r1", text, "x")]))
+    [[start, end]] = row.spans["$.姓名"]["spans"]
+    assert text[start:end] == "周某"
+    [[start, end]] = row.spans["$.入院诊断[0]"]["spans"]
+    assert text[start:end] == "冠心病"
+    assert row.spans["$.年龄"]["status"] == "found"
+
+
+def test_decoded_offsets_are_kept() -> None:
+    text = "周某周某，男，58岁，心内科，冠心病"
+    completion = Completion(text=VALID, spans={"$.姓名": [[2, 4]]})
+    extractor, _ = make_extractor([completion])
+    [row] = list(extractor.run([Record("r1", text, "x")]))
+    assert row.spans["$.姓名"]["spans"] == [[2, 4]]
+    assert row.spans["$.姓名"]["source"] == "decoding"
