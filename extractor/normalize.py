@@ -1,6 +1,6 @@
 """Schema-driven normalisation of extracted values before validation.
 
-Each rule runs only where the schema's type at that path asks for it, and every rewrite is recorded as a
+Each rule runs only where the schema's type at that path calls for it, and every rewrite is recorded as a
 ``Change`` so that a reviewer can see it. The rules never invent a value: anything they cannot read with
 certainty is left as it is, so that validation reports it.
 
@@ -142,7 +142,7 @@ def _normalize_fitting(value: Any, spec: dict[str, Any], types: tuple[str, ...],
 
 
 def _convert(value: Any, spec: dict[str, Any], types: tuple[str, ...], path: str, changes: list[Change]) -> Any:
-    """Convert a scalar of the wrong type where the schema's type says how; leave it otherwise."""
+    """Convert a scalar of the wrong type where the schema's type names the target; leave it otherwise."""
     if "array" in types:
         if isinstance(value, str) and (not value.strip() or _is_bare_negation(value)):
             return value
@@ -293,10 +293,10 @@ _TYPE_SUFFIX = re.compile(r"(?:血型|型血|型|性)$")
 def match_enum(value: str, allowed: list[str]) -> str | None:
     """Return the one allowed value that ``value`` names, or None when there is none or more than one.
 
-    Tried in order: the same text after NFKC and case folding (``ｏ`` → ``O``); the text without a
-    trailing Rh factor and 型/性/血型 (``A型Rh阳性`` → ``A``, ``男性`` → ``男``); the longest allowed value
-    that starts the text, provided the rest contains no allowed value (``已婚已育`` → ``已婚``, but
-    ``男女不详`` stays because 女 is allowed too).
+    Three rules are tried in order. First, the same text after NFKC and case folding (``ｏ`` → ``O``).
+    Second, the text without a trailing Rh factor and 型/性/血型 (``A型Rh阳性`` → ``A``, ``男性`` → ``男``).
+    Third, the longest allowed value that starts the text, provided the rest contains no allowed value
+    (``已婚已育`` → ``已婚``, but ``男女不详`` stays because 女 is allowed too).
     """
     folded = _fold(value).strip()
     exact = _unique_casefold(folded, allowed)

@@ -11,12 +11,13 @@ The steps, in order:
    complete objects are ignored and named in ``repairs`` (``repeated_object`` for an identical copy,
    ``extra_object_ignored`` otherwise).
 5. The scanner repairs, outside string values only: Chinese quotes, full-width colons and commas, single
-   quotes, Python ``None``/``True``/``False``, trailing commas, ``//`` and ``/* */`` comments and raw
-   control characters inside strings. An unclosed string or bracket is truncation and is rejected, because
+   quotes, Python ``None``/``True``/``False``, trailing commas, ``//``, ``#`` and ``/* */`` comments and
+   raw control characters inside strings. An unclosed string or bracket is truncation and is rejected, because
    ``json_repair`` would silently close it.
-6. The repaired text is parsed strictly. Only if that fails does ``json_repair`` get the text.
+6. The repaired text is parsed strictly. Only if that fails does ``json_repair`` get the text, and its
+   result is rejected when a quoted string of the completion is missing from it.
 7. Bare ``NaN``/``Infinity``, a key repeated with different values (unless the schema allows a list there),
-   and output where every string field holds the same long text are rejected.
+   and output where every string field contains the same long text are rejected.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import json_repair
 
 from .i18n import pick
+from .normalize import items_spec, property_spec
 from .schema import Schema, schema_types
 
 logger = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Rejection:
-    """Why a completion could not become JSON."""
+    """The reason a completion could not become JSON."""
 
     code: str
     """Stable machine-readable reason: ``truncated``, ``no_json``, ``not_object``, ``nan``, ``duplicate_key``,
@@ -70,8 +72,8 @@ class _Rejected(Exception):
         self.rejection = rejection
 
 
-# Thresholds for loop detection. A pretty-printed object never needs 64 blank characters or 8 blank lines
-# in a row, and a chunk repeated 8 times over 64+ characters does not occur in a sound extraction.
+# Thresholds for loop detection, chosen by estimate: a pretty-printed extraction indents by a dozen or so
+# spaces and has no blank lines, while a looping model repeats for hundreds of characters.
 MAX_WHITESPACE_RUN = 64
 MAX_BLANK_LINES = 8
 MIN_LOOP_COPIES = 8
@@ -122,7 +124,7 @@ class _Scan:
     end: int | None = None
     """Index just past the closing bracket, or None when the text ended first."""
     cut_inside: str = ""
-    """Where an incomplete scan stopped: ``string``, ``object``, ``array`` or ``comment``."""
+    """The construct an incomplete scan stopped in: ``string``, ``object``, ``array`` or ``comment``."""
     open_brackets: int = 0
     repairs: list[str] = field(default_factory=list)
 
@@ -166,7 +168,7 @@ class _Scanner:
                 if token is None:
                     return
                 yield token
-            elif text.startswith("//", self.pos) or text.startswith("/*", self.pos):
+            elif char == "#" or text.startswith("//", self.pos) or text.startswith("/*", self.pos):
                 if not self._comment():
                     return
             else:
@@ -198,7 +200,7 @@ class _Scanner:
     def _comment(self) -> bool:
         text = self.text
         self.scan.note("comment")
-        if text.startswith("//", self.pos):
+        if not text.startswith("/*", self.pos):
             newline = text.find("\n", self.pos)
             self.pos = len(text) if newline < 0 else newline + 1
             return True
@@ -352,7 +354,9 @@ def parse_completion(text: str, schema: Schema | None = None, truncated: bool = 
 
 
 def _strip_thinking(text: str, repairs: list[str]) -> str:
-    """Drop everything up to the last ``</think>``; an unclosed ``<think>`` means the answer never came."""
+    """Drop everything up to the last ``</think>``; an unclosed ``<think>`` means the model wrote no output after it."""
+    # NOTE: a string value that itself contains "</think>" is cut there too, which breaks that completion.
+    # Exit: find the tag with the string-aware scanner if a record ever quotes it.
     closing = text.rfind("</think>")
     if closing >= 0:
         repairs.append("think_block")
@@ -478,7 +482,7 @@ def _parse_with_json_repair(scan: _Scan, text: str, repairs: list[str]) -> Any:
     except Exception as exc:  # noqa: BLE001 - json_repair documents no exception types
         logger.debug("json_repair failed: %s", exc)
         value = None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or _lost_strings(scan.tokens, value):
         raise _Rejected(Rejection(
             "invalid_json",
             pick("JSON 无法修复。", "The JSON could not be repaired."),
@@ -486,6 +490,26 @@ def _parse_with_json_repair(scan: _Scan, text: str, repairs: list[str]) -> Any:
         ))
     repairs.append("json_repair")
     return value
+
+
+def _lost_strings(tokens: list[_Token], value: Any) -> bool:
+    """True when a quoted string of the completion is missing from the repaired value, i.e. json_repair dropped it.
+
+    A string only has to occur inside some key or string value, because a repair may join strings, for
+    example around unescaped quotes.
+    """
+    kept = list(_string_leaves(value)) + list(_keys(value))
+    return any(not any(token.text in text for text in kept) for token in tokens if token.kind == "string")
+
+
+def _keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield key
+            yield from _keys(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _keys(child)
 
 
 def _canonical(tokens: list[_Token], repairs: list[str]) -> str:
@@ -526,13 +550,13 @@ def _resolve(node: Any, schema: dict[str, Any] | None, path: str, repairs: list[
             grouped.setdefault(key, []).append(value)
         return {key: _resolve_key(key, values, schema, path, repairs) for key, values in grouped.items()}
     if isinstance(node, list):
-        items = _items_spec(schema)
+        items = items_spec(schema)
         return [_resolve(item, items, f"{path}[{i}]", repairs) for i, item in enumerate(node)]
     return node
 
 
 def _resolve_key(key: str, values: list[Any], schema: dict[str, Any] | None, path: str, repairs: list[str]) -> Any:
-    spec = _property_spec(schema, key)
+    spec = property_spec(schema, key)
     resolved = [_resolve(v, spec, f"{path}.{key}", repairs) for v in values]
     if len(resolved) == 1:
         return resolved[0]
@@ -548,30 +572,6 @@ def _resolve_key(key: str, values: list[Any], schema: dict[str, Any] | None, pat
                     merged.append(item)
         return merged
     raise _Rejected(_duplicate_rejection(f"{path}.{key}"[2:]))
-
-
-def _branches(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    branches = [spec]
-    for keyword in ("anyOf", "oneOf", "allOf"):
-        branches.extend(b for b in spec.get(keyword, []) if isinstance(b, dict))
-    return branches
-
-
-def _property_spec(spec: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
-    """Return the subschema of property ``key``, looking through ``anyOf``/``oneOf`` branches."""
-    for branch in _branches(spec or {}):
-        properties = branch.get("properties")
-        if isinstance(properties, dict) and isinstance(properties.get(key), dict):
-            return properties[key]
-    return None
-
-
-def _items_spec(spec: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Return the subschema of an array's items, looking through ``anyOf``/``oneOf`` branches."""
-    for branch in _branches(spec or {}):
-        if isinstance(branch.get("items"), dict):
-            return branch["items"]
-    return None
 
 
 # --- rejections -------------------------------------------------------------------------------------------
@@ -709,9 +709,11 @@ def _check_finite(value: Any) -> None:
     """Reject NaN and infinities that reach the value, e.g. from an overflowing number such as ``1e999``."""
     if isinstance(value, float) and not math.isfinite(value):
         raise _Rejected(_nan_rejection(repr(value)))
-    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    for child in children:
-        _check_finite(child)
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for child in value:
+            _check_finite(child)
 
 
 def _nan_rejection(word: str) -> Rejection:
@@ -723,7 +725,7 @@ def _nan_rejection(word: str) -> Rejection:
 
 
 def _check_copied_text(value: Any) -> None:
-    """Reject output whose string fields all hold the same long text, a sign the model copied the record."""
+    """Reject output whose string fields all contain the same long text, a sign the model copied the record."""
     strings = [s for s in _string_leaves(value) if s.strip()]
     if len(strings) < MIN_COPIED_FIELDS or len(set(strings)) != 1 or len(strings[0]) < MIN_COPIED_TEXT_CHARS:
         return

@@ -153,6 +153,7 @@ def test_true_false_values() -> None:
     '{"诊断列表": ["胃炎", "贫血"], // 两个诊断\n "名字": "杨"}',
     '{"诊断列表": ["胃炎", /* 第一 */ "贫血"], "名字": "杨" /* 末尾 */}',
     '{"诊断列表": ["胃炎",, "贫血"], "名字": "杨"}',
+    '{"诊断列表": ["胃炎", "贫血"], # Python 风格注释\n "名字": "杨"}',
 ])
 def test_commas_and_comments_repaired(text: str) -> None:
     assert accepted(text) == {"诊断列表": ["胃炎", "贫血"], "名字": "杨"}
@@ -357,6 +358,15 @@ def test_missing_comma_repaired() -> None:
 
 def test_unescaped_inner_quotes_repaired() -> None:
     assert accepted('{"备注": "患者称"头痛"两天"}') == {"备注": '患者称"头痛"两天'}
+
+
+def test_json_repair_dropping_string_rejected() -> None:
+    # json_repair reads 'c''d' as 'c' and silently drops the second string, so the result is refused.
+    assert rejected("{'名字': '褚', '备注': 'c''d'}") == "invalid_json"
+
+
+def test_hash_inside_string_kept() -> None:
+    assert accepted('{"备注": "第#3床"}') == {"备注": "第#3床"}
 
 
 def test_mismatched_bracket_repaired() -> None:
