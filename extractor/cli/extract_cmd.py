@@ -6,7 +6,7 @@ import contextlib
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -64,6 +64,61 @@ class PromptOptions:
     builder: PromptBuilder
 
 
+@dataclass
+class RunOptions:
+    """Everything that decides how records are extracted; the CLI flags and ``compare`` configs fill it."""
+
+    schema: str
+    template: Optional[str] = None
+    examples: Optional[str] = None
+    no_examples: bool = False
+    examples_mode: str = "history"
+    model: str = DEFAULT_MODEL
+    hub: str = "modelscope"
+    revision: Optional[str] = None
+    adapter: Optional[str] = None
+    max_record_chars: int = 0
+    batch_size: int = 4
+    max_retries: int = 1
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    thinking: bool = False
+    free: bool = False
+    grounded: list[str] = field(default_factory=list)
+    no_grounding: bool = False
+
+
+def build_extractor(options: RunOptions) -> Extractor:
+    """Load the prompt parts and the model named by ``options`` and wire them into an ``Extractor``."""
+    prompt = build_prompt_options(
+        options.schema, options.template, options.examples, options.no_examples, options.examples_mode
+    )
+    from ..decoding.transformers_backend import load_decoder
+
+    with error_console.status(pick("正在加载模型 {model} …", "Loading model {model} …", model=options.model)):
+        decoder = load_decoder(
+            options.model, hub=options.hub, revision=options.revision, adapter=options.adapter,
+            settings=options.generation, batch_size=options.batch_size, device=options.device, dtype=options.dtype,
+            trust_remote_code=options.trust_remote_code, thinking=options.thinking, schema=prompt.schema,
+            constrained=not options.free, grounded=not options.no_grounding, grounded_paths=options.grounded,
+        )
+    extractor = Extractor(prompt.builder, decoder, max_retries=options.max_retries, batch_size=options.batch_size)
+    extractor.stamp["max_record_chars"] = options.max_record_chars
+    return extractor
+
+
+def load_inputs(inputs: list[Path], id_key: str, text_key: str, max_record_chars: int) -> list[Record]:
+    """Read every input record, shortening long ones when ``max_record_chars`` is set."""
+    records = list(read_records(inputs, id_key=id_key, text_key=text_key))
+    if not records:
+        raise InputError(pick("输入中没有找到任何病历。", "No records were found in the inputs."))
+    if max_record_chars:
+        records = [_shorten(r, max_record_chars) for r in records]
+    return records
+
+
 def build_prompt_options(
     schema: str, template: Optional[str], examples: Optional[str], no_examples: bool, examples_mode: str
 ) -> PromptOptions:
@@ -119,29 +174,29 @@ def extract(
     dtype: str = typer.Option("auto", "--dtype", help=pick("权重精度：auto（CPU 用 float32，GPU 用 bfloat16）、float32、bfloat16、float16。", "Weight dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16.")),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=pick("允许执行模型仓库中的代码（默认关闭）。", "Allow code from the model repository to run (off by default).")),
     thinking: bool = typer.Option(False, "--thinking", help=pick("打开 Qwen3 的思考模式（默认关闭）。", "Turn Qwen3 thinking on (off by default).")),
+    free: bool = typer.Option(False, "--free", help=pick("关闭按 schema 约束的解码（默认开启）。", "Turn off schema-constrained decoding (on by default).")),
+    grounded: Optional[list[str]] = typer.Option(
+        None, "--grounded",
+        help=pick("另外要求照抄病历原文的字段路径，可重复，如 姓名、入院诊断[]、用药[].药名。",
+                  "Extra field paths whose values must be copied verbatim from the record; repeatable, e.g. 姓名, 入院诊断[], 用药[].药名."),
+    ),
+    no_grounding: bool = typer.Option(False, "--no-grounding", help=pick("不强制照抄原文（忽略 schema 中的 x-grounded）。", "Do not force verbatim copies (ignore x-grounded in the schema).")),
 ) -> None:
     with user_errors():
-        options = build_prompt_options(schema, template, examples, no_examples, examples_mode)
         settings = GenerationSettings(
             max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
             num_beams=num_beams, repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
             length_penalty=length_penalty, num_return_sequences=num_return_sequences, seed=seed,
         )
-        records = list(read_records(inputs, id_key=id_key, text_key=text_key))
-        if not records:
-            raise InputError(pick("输入中没有找到任何病历。", "No records were found in the inputs."))
-        if max_record_chars:
-            records = [_shorten(r, max_record_chars) for r in records]
-
-        from ..decoding.transformers_backend import load_decoder
-
-        with error_console.status(pick("正在加载模型 {model} …", "Loading model {model} …", model=model)):
-            decoder = load_decoder(
-                model, hub=hub, revision=revision, adapter=str(adapter) if adapter else None, settings=settings,
-                batch_size=batch_size, device=device, dtype=dtype, trust_remote_code=trust_remote_code, thinking=thinking,
-            )
-        extractor = Extractor(options.builder, decoder, max_retries=max_retries, batch_size=batch_size)
-        extractor.stamp["max_record_chars"] = max_record_chars
+        options = RunOptions(
+            schema=schema, template=template, examples=examples, no_examples=no_examples, examples_mode=examples_mode,
+            model=model, hub=hub, revision=revision, adapter=str(adapter) if adapter else None,
+            max_record_chars=max_record_chars, batch_size=batch_size, max_retries=max_retries, generation=settings,
+            device=device, dtype=dtype, trust_remote_code=trust_remote_code, thinking=thinking, free=free,
+            grounded=list(grounded or []), no_grounding=no_grounding,
+        )
+        records = load_inputs(inputs, id_key, text_key, max_record_chars)
+        extractor = build_extractor(options)
         rows = run_extraction(extractor, records, out)
     raise typer.Exit(code=0 if all(r["status"] == "valid" for r in rows) else 1)
 
