@@ -72,7 +72,8 @@ def _first_error(errors: Sequence[dict[str, Any]], max_chars: int) -> str:
     if not errors:
         return ""
     first = errors[0]
-    text = f"{first.get('path', '$')}: {first.get('message', '')}"
+    # Messages already name their field, so the JSON path would only repeat it.
+    text = str(first.get("message") or first.get("path", "$"))
     if len(errors) > 1:
         text += pick(f"（另有 {len(errors) - 1} 条）", f" (+{len(errors) - 1} more)")
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"

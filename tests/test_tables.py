@@ -9,7 +9,7 @@ ROWS = [
      "prompt_tokens": 300, "completion_tokens": 40, "seconds": 1.25, "errors": []},
     {"id": "r2", "status": "invalid", "field_status": {"姓名": "present", "年龄": "failed"}, "n_attempts": 2,
      "prompt_tokens": 610, "completion_tokens": 90, "seconds": 3.5,
-     "errors": [{"path": "$.年龄", "message": "not an integer"}, {"path": "$.性别", "message": "missing"}]},
+     "errors": [{"path": "$.年龄", "message": "年龄: not an integer"}, {"path": "$.性别", "message": "missing"}]},
 ]
 
 
@@ -21,14 +21,13 @@ def render(renderable) -> str:
 
 def test_rows_table_exact_text() -> None:
     expected = """\
-                                         Extraction results                                         
-┏━━━━━━━━┳━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
-┃ Record ┃ Status  ┃ Filled ┃ Attempts ┃ Tokens in/out ┃ Seconds ┃ First error                     ┃
-┡━━━━━━━━╇━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
-│ r1     │ valid   │    1/2 │        1 │        300/40 │     1.2 │                                 │
-│ r2     │ invalid │    1/2 │        2 │        610/90 │     3.5 │ $.年龄: not an integer (+1      │
-│        │         │        │          │               │         │ more)                           │
-└────────┴─────────┴────────┴──────────┴───────────────┴─────────┴─────────────────────────────────┘
+                                        Extraction results                                         
+┏━━━━━━━━┳━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
+┃ Record ┃ Status  ┃ Filled ┃ Attempts ┃ Tokens in/out ┃ Seconds ┃ First error                    ┃
+┡━━━━━━━━╇━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
+│ r1     │ valid   │    1/2 │        1 │        300/40 │     1.2 │                                │
+│ r2     │ invalid │    1/2 │        2 │        610/90 │     3.5 │ 年龄: not an integer (+1 more) │
+└────────┴─────────┴────────┴──────────┴───────────────┴─────────┴────────────────────────────────┘
 """
     assert render(rows_table(ROWS)) == expected
 
