@@ -40,3 +40,4 @@ from . import extract_cmd  # noqa: E402,F401
 from . import eval_cmd  # noqa: E402,F401
 from . import parse_cmd  # noqa: E402,F401
 from . import train_cmd  # noqa: E402,F401
+from . import compare_cmd  # noqa: E402,F401
