@@ -118,3 +118,29 @@ def test_error_message_in_chinese(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "找不到输入" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_extract_warns_on_adapter_mismatch(tiny_qwen3_dir: Path, record_folder: Path, tmp_path: Path) -> None:
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    from extractor.training.manifest import new_manifest, write_manifest
+
+    base = transformers.AutoModelForCausalLM.from_pretrained(tiny_qwen3_dir)
+    adapter_dir = tmp_path / "adapter"
+    peft.get_peft_model(base, peft.LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adapter_dir)
+    manifest = new_manifest(
+        base_model={"name": str(tiny_qwen3_dir)},
+        prompt={"examples_mode": "inline", "template_sha256": "0" * 64},
+        thinking=False,
+    )
+    write_manifest(adapter_dir, manifest)
+
+    result = runner.invoke(
+        app,
+        ["extract", str(record_folder / "r1.txt"), "--schema", "basic_info", "--model", str(tiny_qwen3_dir),
+         "--adapter", str(adapter_dir), "--max-new-tokens", "4", "--no-examples", "--out", str(tmp_path / "o.jsonl")],
+    )
+    assert "Warning" in result.output
+    assert "inline" in result.output
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["stamp"]["adapter"] == str(adapter_dir)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..decoding.base import GenerationSettings
@@ -106,7 +107,19 @@ def build_extractor(options: RunOptions) -> Extractor:
         )
     extractor = Extractor(prompt.builder, decoder, max_retries=options.max_retries, batch_size=options.batch_size)
     extractor.stamp["max_record_chars"] = options.max_record_chars
+    if options.adapter:
+        warn_on_adapter_mismatch(options, prompt)
     return extractor
+
+
+def warn_on_adapter_mismatch(options: RunOptions, prompt: PromptOptions) -> None:
+    """Print a warning for each way the adapter's training set-up differs from this extraction."""
+    from ..training.manifest import check_adapter_manifest
+
+    stamp = {**prompt.builder.stamp(), "schema_sha256": prompt.schema.sha256}
+    for warning in check_adapter_manifest(options.adapter or "", stamp, options.model, options.thinking):
+        logger.warning("adapter manifest mismatch: %s", warning)
+        error_console.print(f"[yellow]{pick('警告', 'Warning')}:[/] {escape(warning)}")
 
 
 def load_inputs(inputs: list[Path], id_key: str, text_key: str, max_record_chars: int) -> list[Record]:
