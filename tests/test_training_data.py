@@ -106,7 +106,8 @@ def test_split_is_seeded_and_disjoint() -> None:
     again_train, again_val = split_rows(rows, 0.1, seed=3)
     _, other_val = split_rows(rows, 0.1, seed=4)
 
-    assert len(val) == 2 and len(train) == 18
+    assert len(val) == 2
+    assert len(train) == 18
     assert (train, val) == (again_train, again_val)
     assert val != other_val
     assert {r["id"] for r in train} | {r["id"] for r in val} == {str(i) for i in range(20)}
@@ -128,7 +129,8 @@ def test_write_conversion_files(tmp_path: Path, raw_file: Path, builder: PromptB
     dropped = [json.loads(line) for line in paths["dropped"].read_text(encoding="utf-8").splitlines()]
     summary = json.loads((tmp_path / "out" / CONVERSION_NAME).read_text(encoding="utf-8"))
 
-    assert len(train) == 1 and len(val) == 1
+    assert len(train) == 1
+    assert len(val) == 1
     assert len(dropped) == 7
     assert dropped[0]["reason_text"]
     assert summary["prompt"]["template_sha256"] == builder.stamp()["template_sha256"]
@@ -175,7 +177,8 @@ def test_data_convert_command(tmp_path: Path, raw_file: Path) -> None:
     assert "Data conversion" in result.output
     assert "Dropped records" in result.output
     assert "ignored the instruction of 1 alpaca row(s)" in result.output
-    assert (out / "train.jsonl").is_file() and (out / "val.jsonl").is_file() and (out / "dropped.jsonl").is_file()
+    for name in ("train.jsonl", "val.jsonl", "dropped.jsonl"):
+        assert (out / name).is_file(), name
 
 
 def test_data_convert_all_dropped_fails(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def test_think_block_is_prompt_not_label(tokenizer, builder: PromptBuilder) -> N
 
 
 def test_qwen3_full_render_keeps_prompt_prefix(tokenizer, builder: PromptBuilder) -> None:
-    # The real Qwen3 template puts the empty think block before the last assistant turn only; earlier
+    # The real Qwen3 template puts the empty think block before the last assistant turn only. Earlier
     # (example) assistant turns have none, both in the prompt and in the full conversation.
     prompt, completion = split_prompt_completion(tokenizer, row_for(builder)["messages"])
     assert prompt.count("<think>") == 1

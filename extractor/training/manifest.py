@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "extractor_manifest.json"
 MANIFEST_FORMAT = 1
 
-# Prompt stamp keys that change what the model sees, with their names in messages.
+# Prompt stamp keys that change the prompt, with their names in messages.
 _PROMPT_KEYS: tuple[tuple[str, str, str], ...] = (
     ("template_sha256", "模板", "template"),
     ("examples_sha256", "少样本示例", "few-shot examples"),

@@ -1,22 +1,24 @@
 """Merging a LoRA adapter into its base model, with a generation config that stops on ``<|im_end|>``.
 
-A merged model is an ordinary Hugging Face folder: ``extract --model MERGED`` loads it without peft. Two things
-make a merged chat model "ignore" its training in practice, and both are fixed here: generation that stops
-only on the base model's ``<|endoftext|>`` (so it runs on past ``<|im_end|>``), and a pad token equal to the
-stop token. The adapter's manifest is copied so that the merged folder still says how it was trained.
+A merged model is an ordinary Hugging Face folder: ``extract --model MERGED`` loads it without peft. Two
+settings make a merged chat model seem to ignore its training, and both are fixed here. The first is a
+generation config that stops only on the base model's ``<|endoftext|>``, so generation runs on past
+``<|im_end|>``. The second is a pad token equal to the stop token. The adapter's manifest is copied so that the merged folder still says how it was trained.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..decoding.loading import attach_adapter, load_tokenizer, resolve_model
 from ..decoding.transformers_backend import END_OF_TURN, stop_token_ids
-from ..errors import InputError, SetupError
+from ..errors import InputError
 from ..i18n import pick
+from .base_model import load_dense_model
 from .manifest import check_base_model, read_manifest, write_manifest
 from .tokenization import choose_pad_id
 
@@ -44,22 +46,18 @@ def merge_adapter(
     trust_remote_code: bool = False,
 ) -> MergeResult:
     """Load the base model, apply the adapter with ``merge_and_unload`` and save model, tokenizer and manifest."""
-    from transformers import AutoModelForCausalLM
-
     out = _prepare_out(out)
     manifest = read_manifest(adapter)
-    warnings = check_base_model(manifest or {}, model)
+    model_warnings = check_base_model(manifest or {}, model)
 
     spec = resolve_model(model, hub=hub, revision=revision)
     tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
     torch_dtype = _merge_dtype(dtype, spec.gguf_file is not None)
-    try:
-        base = AutoModelForCausalLM.from_pretrained(
-            spec.location, dtype=torch_dtype, trust_remote_code=trust_remote_code, **spec.load_kwargs()
-        )
-    except OSError as exc:
-        raise SetupError(str(exc)) from exc
-    merged = attach_adapter(base, adapter).merge_and_unload()
+    base = load_dense_model(spec, torch_dtype, trust_remote_code)
+    with warnings.catch_warnings():
+        # peft 0.21 reads the deprecated is_gradient_checkpointing property, and transformers 5 warns about it.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        merged = attach_adapter(base, adapter).merge_and_unload()
 
     eos_ids, pad_id = fix_generation_config(merged, tokenizer)
     merged.save_pretrained(str(out))
@@ -67,7 +65,7 @@ def merge_adapter(
     if manifest is not None:
         write_manifest(out, {**manifest, "merged": {"base_model": model, "adapter": str(adapter), "dtype": str(merged.dtype)}})
     logger.info("merged %s into %s and saved to %s", adapter, model, out)
-    return MergeResult(out=out, eos_token_ids=eos_ids, pad_token_id=pad_id, dtype=str(merged.dtype), warnings=warnings)
+    return MergeResult(out=out, eos_token_ids=eos_ids, pad_token_id=pad_id, dtype=str(merged.dtype), warnings=model_warnings)
 
 
 def fix_generation_config(model: Any, tokenizer: Any) -> tuple[list[int], int]:

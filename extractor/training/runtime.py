@@ -18,7 +18,7 @@ MIN_FP16_CAPABILITY = (7, 0)
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how a run trains."""
+    """The device, precision and checkpointing of a training run."""
 
     device: str
     """``cpu`` or ``cuda``."""

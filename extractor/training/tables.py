@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.table import Table
 
 from ..i18n import pick
@@ -69,7 +70,7 @@ def comparison_table(before: Mapping[str, Any], after: Mapping[str, Any], fields
     Each evaluation maps ``accuracy`` (field → fraction), ``json_rate``, ``valid_rate``, ``stopped_rate``,
     ``seconds`` and ``n``.
     """
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", min_width=cell_len(title))
     table.add_column(pick("指标", "Metric"))
     table.add_column(pick("微调前", "Untuned"), justify="right")
     table.add_column(pick("微调后", "Tuned"), justify="right")

@@ -6,7 +6,7 @@ conversation is rendered too, and the prompt must be a string prefix of it; the 
 and completion are tokenized separately, so the prompt ids are exactly what ``extract`` feeds the model.
 
 Labels are -100 over the prompt and equal to the completion ids up to and including the first stop token
-(``<|im_end|>`` for ChatML models); the newline the template writes after it is not trained. Labels are built
+(``<|im_end|>`` for ChatML models). The newline the template writes after that token is not trained. Labels are built
 from lengths, never by comparing ids with the pad id, so a tokenizer whose pad token is ``<|im_end|>`` (SmolLM2,
 or any tokenizer patched with ``pad = eos``) still learns to stop.
 
@@ -38,7 +38,7 @@ class TemplateMismatch(InputError):
 
 
 class TooLong(Exception):
-    """A sample does not fit ``max_length`` even with its record text cut; ``detail`` says by how much."""
+    """A sample does not fit ``max_length`` even with its record text cut. ``detail`` gives the token counts."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -77,7 +77,7 @@ def split_prompt_completion(tokenizer: Any, messages: Sequence[Message], thinkin
     """Render the prompt ``extract`` sends and the completion that follows it in the full conversation.
 
     Raises ``TemplateMismatch`` when the prompt is not a prefix of the full rendering, or the answer is not in
-    the completion: training on such text would teach the model a prompt it never sees at extraction time.
+    the completion: training on such text would teach the model a prompt it never receives at extraction time.
     """
     prompt = render_prompt(tokenizer, messages[:-1], thinking=thinking)
     full = tokenizer.apply_chat_template(
@@ -220,8 +220,8 @@ def choose_pad_id(tokenizer: Any) -> int:
     for token_id in candidates:
         if isinstance(token_id, int) and token_id >= 0 and token_id not in stops:
             return token_id
-    # NOTE: a vocabulary with no spare token pads with a stop token; harmless for training (labels and the
-    # attention mask come from lengths), but generation then cannot tell padding from a stop.
+    # NOTE: a vocabulary with no spare token pads with a stop token. Training is unaffected, because labels and
+    # the attention mask come from lengths, but generation then cannot tell padding from a stop.
     return next(iter(stops))
 
 

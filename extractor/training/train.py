@@ -20,6 +20,7 @@ from ..decoding.loading import ModelSpec, load_tokenizer, resolve_model
 from ..errors import InputError, SetupError
 from ..i18n import pick
 from ..prompts import PromptBuilder
+from .base_model import load_dense_model
 from .callbacks import LOG_NAME, JsonlLogCallback, RichProgressCallback, TimeBudgetCallback, offline_swanlab_callback
 from .config import TrainConfig
 from .data import Dropped
@@ -35,7 +36,7 @@ CHECKPOINTS = "checkpoints"
 
 @dataclass
 class TrainResult:
-    """What a finished run produced."""
+    """The outputs of a finished run."""
 
     out: Path
     manifest: dict[str, Any]
@@ -48,7 +49,7 @@ class TrainResult:
 
 
 def run_training(config: TrainConfig, builder: PromptBuilder | None = None, console: Console | None = None) -> TrainResult:
-    """Train a LoRA adapter as ``config`` says and save it, with its manifest and resolved config, in ``config.out``.
+    """Train a LoRA adapter with the settings in ``config`` and save it, with its manifest and resolved config, in ``config.out``.
 
     ``builder`` builds prompts for raw annotated data; it must be the one ``extract`` would use.
     """
@@ -68,9 +69,12 @@ def run_training(config: TrainConfig, builder: PromptBuilder | None = None, cons
     model = add_lora(model, config)
 
     trainer, budget = build_trainer(config, model, tokenizer, data, runtime, out, console)
-    train_output = trainer.train(resume_from_checkpoint=resume)
-
-    trainer.save_model(str(out))
+    with warnings.catch_warnings():
+        # peft looks for the base model's config.json to tell whether the vocabulary changed; a GGUF base has
+        # none, and LoRA never changes the vocabulary.
+        warnings.filterwarnings("ignore", message="Could not find a config file", category=UserWarning)
+        train_output = trainer.train(resume_from_checkpoint=resume)
+        trainer.save_model(str(out))
     config.save(out)
     manifest = build_manifest(config, spec, data, runtime, trainer, train_output, time.monotonic() - started)
     write_manifest(out, manifest)
@@ -135,14 +139,7 @@ def resolve_resume(resume: str | None, out: Path) -> str | None:
 
 def load_base_model(spec: ModelSpec, runtime: Runtime, trust_remote_code: bool) -> Any:
     """Load the base model in the runtime's dtype, with the KV cache off (training never reuses it)."""
-    from transformers import AutoModelForCausalLM
-
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            spec.location, dtype=runtime.dtype, trust_remote_code=trust_remote_code, **spec.load_kwargs()
-        )
-    except OSError as exc:
-        raise SetupError(str(exc)) from exc
+    model = load_dense_model(spec, runtime.dtype, trust_remote_code)
     model.config.use_cache = False
     if runtime.gradient_checkpointing:
         # With checkpointing, the frozen embeddings' outputs need requires_grad, or no gradient reaches LoRA.
@@ -152,7 +149,7 @@ def load_base_model(spec: ModelSpec, runtime: Runtime, trust_remote_code: bool) 
 
 
 def lora_settings(config: TrainConfig) -> dict[str, Any]:
-    """The peft ``LoraConfig`` arguments for ``config``, as recorded in the manifest."""
+    """Return the peft ``LoraConfig`` arguments for ``config``, as recorded in the manifest."""
     return {
         "r": config.rank,
         "lora_alpha": config.alpha,
@@ -234,10 +231,10 @@ def training_arguments(config: TrainConfig, runtime: Runtime, out: Path, n_train
         logging_first_step=True,
         eval_strategy="steps" if has_val else "no",
         eval_steps=eval_steps,
-        save_strategy="steps",
+        save_strategy="steps" if config.save_checkpoints else "no",
         save_steps=eval_steps,
         save_total_limit=config.save_total_limit,
-        load_best_model_at_end=has_val,
+        load_best_model_at_end=has_val and config.save_checkpoints,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         bf16=runtime.bf16,
@@ -255,7 +252,7 @@ def training_arguments(config: TrainConfig, runtime: Runtime, out: Path, n_train
 
 
 def report_callbacks(report_to: str, out: Path) -> list[Any]:
-    """Build the TensorBoard or SwanLab callback, writing under ``out``; SwanLab runs offline unless told otherwise."""
+    """Build the TensorBoard or SwanLab callback, writing under ``out``. SwanLab runs offline unless SWANLAB_MODE is set."""
     if report_to == "tensorboard":
         try:
             from torch.utils.tensorboard import SummaryWriter
