@@ -9,7 +9,9 @@ from typing import Any, Protocol
 
 import torch
 
+from ..errors import InputError
 from ..i18n import pick
+from ..schema import Schema
 from .base import Completion, CompletionRequest, GenerationSettings, Message
 
 logger = logging.getLogger(__name__)
@@ -17,14 +19,24 @@ logger = logging.getLogger(__name__)
 END_OF_TURN = "<|im_end|>"
 
 
-class Constraint(Protocol):
-    """Hook for constrained decoding: builds logits processors for a batch and reads results back."""
+class ConstrainedBatch(Protocol):
+    """A constraint's state for one ``generate`` call."""
 
-    def logits_processors(self, requests: Sequence[CompletionRequest], num_return_sequences: int) -> list[Any]:
+    @property
+    def logits_processors(self) -> list[Any]:
+        """Processors for ``generate``; rows follow ``generate``'s layout (a request's sequences are adjacent)."""
         ...
 
     def finish(self, completions: list[Completion]) -> None:
-        """Fill in whatever decoding learned about the completions (for example exact evidence offsets)."""
+        """Fill in what decoding learned about the completions (exact evidence offsets, failed rows)."""
+        ...
+
+
+class Constraint(Protocol):
+    """Hook for constrained decoding (see ``constraints.GrammarConstraint``)."""
+
+    def start(self, requests: Sequence[CompletionRequest], num_return_sequences: int) -> ConstrainedBatch:
+        """Set up the per-row state for one batch of requests."""
         ...
 
 
@@ -51,6 +63,8 @@ class TransformersDecoder:
         self.batch_size = max(1, batch_size)
         self.thinking = thinking
         self.constraint = constraint
+        if constraint is not None:
+            reject_beams_with_constraint(self.settings)
         self._stamp = dict(stamp or {})
         self.tokenizer.padding_side = "left"
         self.stop_token_ids = stop_token_ids(tokenizer, model)
@@ -112,8 +126,11 @@ class TransformersDecoder:
 
         # generate
         kwargs = self._generate_kwargs()
+        constrained = None
         if self.constraint is not None:
-            kwargs["logits_processor"] = self.constraint.logits_processors(requests, settings.num_return_sequences)
+            reject_beams_with_constraint(settings)
+            constrained = self.constraint.start(requests, settings.num_return_sequences)
+            kwargs["logits_processor"] = constrained.logits_processors
         if settings.do_sample:
             torch.manual_seed(settings.seed)
         output = self.model.generate(**inputs, **kwargs)
@@ -137,8 +154,8 @@ class TransformersDecoder:
                     alternatives=[s[0] for s in sequences[1:]],
                 )
             )
-        if self.constraint is not None:
-            self.constraint.finish(completions)
+        if constrained is not None:
+            constrained.finish(completions)
         return completions
 
     def _generate_kwargs(self) -> dict[str, Any]:
@@ -194,6 +211,23 @@ def stop_token_ids(tokenizer: Any, model: Any | None = None) -> list[int]:
     return ids
 
 
+def reject_beams_with_constraint(settings: GenerationSettings) -> None:
+    """Raise ``InputError`` for beam search with constrained decoding.
+
+    Beam search reorders and duplicates rows between steps, and ``generate`` does not tell a logits processor
+    which beam came from which, so per-row grammar states would go out of step with their rows.
+    """
+    if settings.num_beams > 1:
+        raise InputError(
+            pick(
+                "约束解码不支持 beam search（num_beams={beams}）。请设 num_beams=1（可用采样加 num_return_sequences），或用 --free 关闭约束解码。",
+                "Constrained decoding does not support beam search (num_beams={beams}). Set num_beams to 1 "
+                "(sampling with num_return_sequences works), or turn constrained decoding off with --free.",
+                beams=settings.num_beams,
+            )
+        )
+
+
 def load_decoder(
     model: str,
     hub: str = "modelscope",
@@ -205,13 +239,30 @@ def load_decoder(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     thinking: bool = False,
+    schema: Schema | None = None,
+    constrained: bool = True,
+    grounded: bool = True,
+    grounded_paths: Sequence[str] = (),
 ) -> TransformersDecoder:
-    """Resolve, load and wrap a model (and adapter) as a decoder, stamping where it came from."""
+    """Resolve, load and wrap a model (and adapter) as a decoder, stamping where it came from.
+
+    With a ``schema`` and ``constrained`` (the default), every completion is constrained to the schema's JSON
+    (see ``constraints.GrammarConstraint``). With ``grounded`` as well, fields marked ``x-grounded`` in the schema
+    and those named in ``grounded_paths`` (``姓名``, ``入院诊断[]``, ``用药[].药名``) are copied from the record.
+    The schema and settings are checked before the model loads, so unsupported input fails fast.
+    """
     from .loading import load_model, resolve_model
+
+    settings = settings or GenerationSettings()
+    if schema is not None and constrained:
+        from .constraints import prepare_grammar
+
+        reject_beams_with_constraint(settings)
+        prepare_grammar(schema, grounded_paths if grounded else (), use_schema_marks=grounded)
 
     spec = resolve_model(model, hub=hub, revision=revision)
     loaded, tokenizer = load_model(spec, adapter=adapter, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    stamp = {
+    stamp: dict[str, Any] = {
         "model": spec.name,
         "model_source": spec.source,
         "revision": spec.revision,
@@ -219,4 +270,28 @@ def load_decoder(
         "device": str(loaded.device),
         "dtype": str(loaded.dtype).removeprefix("torch."),
     }
-    return TransformersDecoder(loaded, tokenizer, settings=settings, batch_size=batch_size, thinking=thinking, stamp=stamp)
+    constraint = None
+    if schema is not None and constrained:
+        constraint = _grammar_constraint(loaded, tokenizer, schema, thinking, grounded, grounded_paths)
+        stamp["constraint"] = constraint.describe()
+    return TransformersDecoder(
+        loaded, tokenizer, settings=settings, batch_size=batch_size, thinking=thinking, constraint=constraint, stamp=stamp
+    )
+
+
+def _grammar_constraint(
+    model: Any, tokenizer: Any, schema: Schema, thinking: bool, grounded: bool, grounded_paths: Sequence[str]
+) -> Any:
+    from .constraints import GrammarConstraint
+
+    embeddings = model.get_output_embeddings()
+    vocab_size = max(len(tokenizer), embeddings.weight.shape[0]) if embeddings is not None else None
+    return GrammarConstraint(
+        tokenizer,
+        schema,
+        grounded_paths=grounded_paths if grounded else (),
+        use_schema_marks=grounded,
+        thinking=thinking,
+        vocab_size=vocab_size,
+        stop_token_ids=stop_token_ids(tokenizer, model),
+    )
