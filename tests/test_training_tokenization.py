@@ -125,10 +125,11 @@ def test_thinking_mode_trains_empty_think(tokenizer, builder: PromptBuilder) -> 
     assert tokenizer.decode(sample.labels[sample.prompt_length :]).startswith("<think>")
 
 
-def test_qwen25_template_prompt_and_labels(tokenizer) -> None:
+def test_qwen25_template_prompt_and_labels(tokenizer, tmp_path: Path) -> None:
     chatml = qwen25_tokenizer(tokenizer)
-    no_system = PromptBuilder(_user_only_template(), SCHEMA)
-    messages = row_for(no_system)["messages"]
+    template = tmp_path / "user_only.j2"
+    template.write_text("{% block user -%}\n抽取：{{ record }}\n{%- endblock %}\n", encoding="utf-8")
+    messages = row_for(PromptBuilder(template, SCHEMA))["messages"]
 
     prompt, completion = split_prompt_completion(chatml, messages)
     sample = SampleEncoder(chatml, 4096).encode("r1", messages)
@@ -139,15 +140,6 @@ def test_qwen25_template_prompt_and_labels(tokenizer) -> None:
     assert sample.input_ids[: sample.prompt_length] == chatml(prompt, add_special_tokens=False)["input_ids"]
     assert sample.labels[-1] == chatml.convert_tokens_to_ids("<|im_end|>")
     assert chatml.decode(sample.labels[sample.prompt_length :]) == format_answer(FIELDS) + "<|im_end|>"
-
-
-def _user_only_template() -> Path:
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp())
-    path = folder / "user_only.j2"
-    path.write_text("{% block user -%}\n抽取：{{ record }}\n{%- endblock %}\n", encoding="utf-8")
-    return path
 
 
 def test_pad_equal_to_stop_keeps_stop_label(tokenizer, builder: PromptBuilder) -> None:

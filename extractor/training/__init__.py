@@ -1,9 +1,14 @@
 """LoRA fine-tuning on exactly the prompts that ``extract`` sends.
 
-The flow is: raw annotated records → chat ``messages`` (``data``) → token ids with the prompt masked
-(``tokenization``) → a peft LoRA adapter trained with the transformers ``Trainer`` (``train``) → a manifest
-beside the adapter (``manifest``) → optionally a merged model (``merge``). ``demo`` runs the whole story on a
-small stand-in model.
+The modules follow the data:
+
+- ``data``: raw annotated records become chat ``messages``;
+- ``tokenization``: messages become token ids, with the prompt masked;
+- ``train``: the transformers ``Trainer`` fits a peft LoRA adapter;
+- ``manifest``: a file beside the adapter records how it was trained;
+- ``merge``: optionally, the adapter is merged into the base model.
+
+``demo`` runs the whole story on a small stand-in model.
 
 This ``__init__`` imports nothing heavy, so ``extract`` can check a manifest without loading torch.
 """

@@ -33,7 +33,7 @@ from ..pipeline import Extractor
 from ..prompts import PromptBuilder
 from ..records import Record, truncate_middle
 from ..results import ResultRow
-from ..schema import Schema, load_schema
+from ..schema import load_schema
 from .config import TrainConfig
 from .data import write_jsonl
 from .manifest import check_adapter_manifest

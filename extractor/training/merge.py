@@ -3,7 +3,7 @@
 A merged model is an ordinary Hugging Face folder: ``extract --model MERGED`` loads it without peft. Two
 settings make a merged chat model seem to ignore its training, and both are fixed here. The first is a
 generation config that stops only on the base model's ``<|endoftext|>``, so generation runs on past
-``<|im_end|>``. The second is a pad token equal to the stop token. The adapter's manifest is copied so that the merged folder still says how it was trained.
+``<|im_end|>``. The second is a pad token equal to the stop token. The adapter's manifest is copied, so the merged folder still records how it was trained.
 """
 
 from __future__ import annotations

@@ -49,12 +49,13 @@ class TrainResult:
 
 
 def run_training(config: TrainConfig, builder: PromptBuilder | None = None, console: Console | None = None) -> TrainResult:
-    """Train a LoRA adapter with the settings in ``config`` and save it, with its manifest and resolved config, in ``config.out``.
+    """Train a LoRA adapter as ``config`` sets out, and save it with its manifest and resolved config in ``config.out``.
 
     ``builder`` builds prompts for raw annotated data; it must be the one ``extract`` would use.
     """
     started = time.monotonic()
     console = console or Console()
+    runtime = choose_runtime(config.device, config.precision, config.gradient_checkpointing)
     out = prepare_out(config)
     resume = resolve_resume(config.resume, out)
 
@@ -64,7 +65,6 @@ def run_training(config: TrainConfig, builder: PromptBuilder | None = None, cons
     data = prepare_data(config, tokenizer, builder)
     console.print(data.summary_line(), highlight=False)
 
-    runtime = choose_runtime(config.device, config.precision, config.gradient_checkpointing)
     model = load_base_model(spec, runtime, config.trust_remote_code)
     model = add_lora(model, config)
 
@@ -182,7 +182,8 @@ def build_trainer(
     args = training_arguments(config, runtime, out, n_train=len(data.train.samples), has_val=has_val)
     callbacks: list[Any] = [RichProgressCallback(console), JsonlLogCallback(out / LOG_NAME)]
     callbacks += report_callbacks(config.report_to, out)
-    if has_val and config.early_stopping_patience > 0:
+    if has_val and config.early_stopping_patience > 0 and config.save_checkpoints:
+        # The Trainer tracks the best eval loss only while it keeps checkpoints to load the best one from.
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     budget = TimeBudgetCallback(config.max_minutes) if config.max_minutes else None
     if budget is not None:
