@@ -18,6 +18,7 @@ from extractor.decoding.grammar import (
     grounded_spans,
 )
 from extractor.errors import InputError
+from extractor.records import TRUNCATION_MARKER, truncate_middle
 from extractor.schema import load_schema, schema_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,15 +196,32 @@ def test_cap_lengths_caps_free_strings_and_open_arrays() -> None:
 def test_lark_embeds_record_only_when_grounded() -> None:
     grounded = compile_schema(ADMISSION, grounded_paths(ADMISSION))
     free = compile_schema(ADMISSION)
-    assert "RECORD: %regex" in grounded.lark(RECORD)
+    assert "RECORD0: %regex" in grounded.lark(RECORD)
     assert "RECORD" not in grounded.lark("")
     assert "RECORD" not in free.lark(RECORD)
 
 
 def test_record_characters_are_json_escaped_chunks() -> None:
     lark = compile_schema(BASIC, grounded_paths(BASIC)).lark('a"\\\n')
-    chunks = json.loads(lark.split("RECORD: %regex ", 1)[1])["substring_chunks"]
+    chunks = json.loads(lark.split("RECORD0: %regex ", 1)[1])["substring_chunks"]
     assert chunks == ["a", '\\"', "\\\\", "\\n"]
+
+
+def test_truncation_marker_not_groundable(llg) -> None:
+    record = truncate_middle("患者张三，男。" * 20 + "诊断：肺炎。", 60)
+    assert TRUNCATION_MARKER in record
+    lark = compile_schema(BASIC, grounded_paths(BASIC)).lark(record)
+    answer = {"姓名": "张三", "性别": "男", "年龄": None, "科别": None, "入院诊断": ["肺炎"]}
+    assert accepts(llg, lark, json.dumps(answer, ensure_ascii=False))
+    for copied in ("中间部分", "患者\n……", "……\n男。"):
+        assert copied in record
+        assert not accepts(llg, lark, json.dumps({**answer, "姓名": copied}, ensure_ascii=False)), copied
+
+
+def test_spans_skip_truncation_marker() -> None:
+    record = "部分A" + TRUNCATION_MARKER + "部分B"
+    spans = grounded_spans({"姓名": "部分"}, ["姓名"], record)
+    assert spans == {"$.姓名": [[0, 2], [len(record) - 3, len(record) - 1]]}
 
 
 def test_compile_is_cached_per_schema() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..i18n import pick
+from ..records import TRUNCATION_MARKER
 from ..schema import Schema, schema_types
 from ..validation import json_path
 
@@ -34,11 +35,12 @@ DEFAULT_MAX_ITEMS = 32
 """Item limit for arrays whose schema sets no ``maxItems``, so that every output can end."""
 
 MAX_SPANS_PER_VALUE = 16
-"""Occurrences kept per grounded value in ``Completion.spans``; a short value can occur hundreds of times."""
+"""Occurrences kept per grounded value in ``Completion.spans``, because a short value can occur hundreds of times."""
 
-# Keywords the constrained grammar enforces. Everything else, apart from annotations, is rejected up front:
-# llguidance 1.9.1 fails on some (``uniqueItems``, ``contains``, ``if``/``then``, ``not``) and silently
-# drops none of them, but a keyword it cannot enforce must not pass as if it were enforced.
+# Keywords the constrained grammar enforces. Everything else, apart from annotations, is rejected before
+# llguidance sees the schema, so that the error names the keyword and where it sits. llguidance 1.9.1 itself
+# reports "Unimplemented keys" for uniqueItems, contains, if/then, not, dependentRequired, propertyNames and
+# unevaluatedProperties, without the location.
 SUPPORTED_KEYWORDS = frozenset(
     {
         "type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions",
@@ -52,7 +54,7 @@ ANNOTATION_KEYWORDS = frozenset(
     {"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly"}
 )
 SUPPORTED_FORMATS = frozenset({"date", "date-time", "time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri"})
-"""String formats llguidance 1.9.1 enforces; it rejects any other format."""
+"""String formats llguidance 1.9.1 enforces. It reports any other format as unknown."""
 
 _SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
@@ -75,20 +77,23 @@ def _check_keyword(keyword: str, value: Any, location: str) -> None:
     if keyword not in SUPPORTED_KEYWORDS:
         raise _unsupported(keyword, location)
     if keyword == "$ref" and not (isinstance(value, str) and value.startswith("#")):
-        raise _unsupported(f"$ref: {value}", location, hint=pick("只支持本文件内的引用（#/$defs/…）。", "Only references inside the schema (#/$defs/...) are supported."))
+        hint = pick("只支持本文件内的引用（#/$defs/…）。", "Only references inside the schema (#/$defs/...) are supported. ")
+        raise _unsupported(f"$ref: {value}", location, hint)
     if keyword == "format" and value not in SUPPORTED_FORMATS:
-        raise _unsupported(f"format: {value}", location)
+        hint = pick("支持的格式：{formats}。", "Supported formats: {formats}. ", formats=", ".join(sorted(SUPPORTED_FORMATS)))
+        raise _unsupported(f"format: {value}", location, hint)
     if keyword == "items" and isinstance(value, list):
-        raise _unsupported("items (list form)", location, hint=pick("请改用 prefixItems。", "Use prefixItems instead."))
+        raise _unsupported("items (list form)", location, pick("请改用 prefixItems。", "Use prefixItems instead. "))
 
 
 def _unsupported(keyword: str, location: str, hint: str = "") -> InputError:
+    """Build the error for a keyword the grammar cannot enforce; ``hint`` ends with a full stop and a space."""
     return InputError(
         pick(
             "schema 中位置 {location} 的关键字 {keyword} 不受约束解码支持。{hint}请删去它，或用 --free 关闭约束解码。",
             "Schema keyword {keyword} at {location} is not supported by constrained decoding. {hint}"
             "Remove it, or turn constrained decoding off with --free.",
-            keyword=keyword, location=location, hint=hint + (" " if hint and not hint.endswith("。") else ""),
+            keyword=keyword, location=location, hint=hint,
         )
     )
 
@@ -224,8 +229,9 @@ def grounded_spans(value: Any, paths: Sequence[str], record_text: str) -> dict[s
     """Locate every grounded string value of an extraction in the record.
 
     Returns ``{json_path: [[start, end], ...]}`` with character offsets such that ``record_text[start:end]``
-    equals the value, for each occurrence in record order (at most ``MAX_SPANS_PER_VALUE``). A value that is
-    not in the record (possible only when decoding was not grounded) gets no entry.
+    equals the value, for each occurrence in record order (at most ``MAX_SPANS_PER_VALUE``). Occurrences inside
+    or across a truncation marker do not count. A value that is not in the record (possible only when decoding
+    was not grounded) gets no entry.
     """
     spans: dict[str, list[list[int]]] = {}
     for path in paths:
@@ -262,10 +268,11 @@ def _values_at(value: Any, parts: list[str], prefix: list[Any]) -> Iterator[tupl
 
 def _occurrences(text: str, needle: str) -> list[list[int]]:
     offsets: list[list[int]] = []
-    start = text.find(needle)
-    while start >= 0 and len(offsets) < MAX_SPANS_PER_VALUE:
-        offsets.append([start, start + len(needle)])
-        start = text.find(needle, start + 1)
+    for base, segment in record_segments(text):
+        start = segment.find(needle)
+        while start >= 0 and len(offsets) < MAX_SPANS_PER_VALUE:
+            offsets.append([base + start, base + start + len(needle)])
+            start = segment.find(needle, start + 1)
     return offsets
 
 
@@ -386,6 +393,33 @@ class _Array(_Node):
         return out.rule(" | ".join(options))
 
 
+def _record_terminals(record_text: str) -> list[str]:
+    """Define ``RECORD``: any piece of one segment of the record, each character JSON-escaped as one chunk,
+    so that an escape is never cut in half."""
+    names = []
+    lines = []
+    for index, (_, segment) in enumerate(record_segments(record_text)):
+        chunks = [json.dumps(character, ensure_ascii=False)[1:-1] for character in segment]
+        names.append(f"RECORD{index}")
+        lines.append(f"RECORD{index}: %regex " + json.dumps({"substring_chunks": chunks}, ensure_ascii=False))
+    return [f"RECORD: {' | '.join(names)}", *lines]
+
+
+def record_segments(record_text: str) -> list[tuple[int, str]]:
+    """Split a record at the marker that ``truncate_middle`` puts where it cut text out.
+
+    Returns ``(offset, segment)`` pairs. The marker is not record text, so a grounded value may not copy it or
+    run across it.
+    """
+    segments = []
+    offset = 0
+    for segment in record_text.split(TRUNCATION_MARKER):
+        if segment:
+            segments.append((offset, segment))
+        offset += len(segment) + len(TRUNCATION_MARKER)
+    return segments or [(0, record_text)]
+
+
 def _literal(text: str) -> str:
     """Quote text as a Lark string literal (JSON string syntax, which Lark reads)."""
     return json.dumps(text, ensure_ascii=False)
@@ -428,6 +462,7 @@ class SchemaGrammar:
         self._root = dict(data)
         self._definitions = {k: copy.deepcopy(data[k]) for k in ("$defs", "definitions") if k in data}
         self._plan = self._build(self._root, "", ())
+        self._by_length: dict[tuple[int, bool], str] = {}
 
     @property
     def is_grounded(self) -> bool:
@@ -436,15 +471,25 @@ class SchemaGrammar:
     def lark(self, record_text: str | None = None, thinking: bool = False) -> str:
         """Write the Lark grammar for one record (the record text matters for grounding and length limits).
 
-        With ``thinking``, a free ``<think>…</think>`` block comes first and only the answer is constrained.
+        With ``thinking``, a free ``<think>…</think>`` block comes first and only the JSON after it is constrained.
         """
+        if not (self.is_grounded and record_text):
+            # without grounding, only the record's length matters, so equal lengths share one grammar text
+            key = (len(record_text or ""), thinking)
+            if key not in self._by_length:
+                if len(self._by_length) >= 256:
+                    self._by_length.clear()
+                self._by_length[key] = self._write(record_text, thinking)
+            return self._by_length[key]
+        return self._write(record_text, thinking)
+
+    def _write(self, record_text: str | None, thinking: bool) -> str:
         out = _Rendering(record_text=record_text)
         answer = self._plan.render(out)
         start = f'start: <think> /(?s:.*)/ </think> /\\n{{0,2}}/ {answer}' if thinking else f"start: {answer}"
         lines = [start, *out.rules]
         if out.uses_record:
-            chunks = [json.dumps(character, ensure_ascii=False)[1:-1] for character in record_text or ""]
-            lines.append("RECORD: %regex " + json.dumps({"substring_chunks": chunks}, ensure_ascii=False))
+            lines.extend(_record_terminals(record_text or ""))
         return "\n".join(lines) + "\n"
 
     def _build(self, node: dict[str, Any], path: str, seen: tuple[str, ...]) -> _Node:
