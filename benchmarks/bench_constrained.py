@@ -19,6 +19,7 @@ import argparse
 import json
 import statistics
 import sys
+from collections import Counter
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -281,20 +282,25 @@ def report_engine_run(model: Any, tokenizer: Any, records: list[str], name: str,
     completions = decoder.complete(requests)
 
     checked = sum(check_text(c.text, SCHEMA, c.truncated).valid for c in completions)
-    schema_valid = sum(_schema_valid(c.text) for c in completions)
+    problems = [p for p in (_strict_problem(c.text) for c in completions) if p]
     tokens = max(c.completion_tokens for c in completions)
     print(
         f"  {name:10} {'sampled' if sampled else 'greedy '}: valid (check_text) {checked}/{len(records)}, "
-        f"parsed and schema-valid {schema_valid}/{len(records)}, truncated {sum(c.truncated for c in completions)}, "
+        f"json.loads and schema-valid {len(records) - len(problems)}/{len(records)}, "
+        f"truncated {sum(c.truncated for c in completions)}, "
         f"mask {processor.seconds / max(processor.calls, 1) / len(records) * 1000:.3f} ms per row-step over {tokens} steps"
     )
+    for problem, count in Counter(problems).items():
+        print(f"    {count} x {problem}")
 
 
-def _schema_valid(text: str) -> bool:
+def _strict_problem(text: str) -> str:
+    """Return why ``json.loads`` plus schema validation rejects a completion, or "" when it passes."""
     try:
-        return not validate(json.loads(text), SCHEMA)
-    except json.JSONDecodeError:
-        return False
+        errors = validate(json.loads(text), SCHEMA)
+    except json.JSONDecodeError as exc:
+        return f"json.loads: {exc.msg}"
+    return f"schema: {errors[0].keyword} at {errors[0].path}" if errors else ""
 
 
 class _FixedProcessor:
