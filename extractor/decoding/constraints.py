@@ -92,7 +92,7 @@ class TokenIndex:
 
 @functools.lru_cache(maxsize=4)
 def token_index(tokenizer: llguidance.LLTokenizer) -> TokenIndex:
-    """Index the tokenizer's vocabulary by bytes (about 0.1 s for Qwen3's 151k tokens), once per tokenizer."""
+    """Index the tokenizer's vocabulary by bytes (about 0.25 s for Qwen3's 151k tokens), once per tokenizer."""
     token_bytes = [
         b"" if tokenizer.is_special_token(token) else tokenizer.decode_bytes([token]) for token in range(tokenizer.vocab_size)
     ]
@@ -169,7 +169,9 @@ class GrammarConstraint:
         else:
             matcher = self._cached(grammar, len(record_text)).deep_copy()
         if matcher.is_error():
-            logger.warning("constrained decoding: grammar failed to build: %s", matcher.get_error())
+            # the error can quote bits of the grammar, and so of the record: only DEBUG logs show it
+            logger.warning("constrained decoding: the grammar for a record of %d characters failed to build", len(record_text))
+            logger.debug("grammar build error: %s", matcher.get_error())
             return None, matcher.get_error()
         return matcher, None
 
@@ -306,8 +308,8 @@ class GrammarLogitsProcessor(LogitsProcessor):
         selected = scores if everything else scores[rows]
         selected.masked_fill_(blocked, float("-inf"))
 
-        # NOTE: an earlier processor (no_repeat_ngram_size, for example) can ban every token the grammar allows;
-        # such a row then picks uniformly among the grammar's tokens instead of failing.
+        # NOTE: an earlier processor (no_repeat_ngram_size, for example) can ban every token the grammar allows.
+        # Such a row then picks uniformly among the grammar's tokens instead of failing.
         stuck = selected.amax(dim=-1) == float("-inf")
         if bool(stuck.any()):
             selected[stuck] = torch.zeros_like(selected[stuck]).masked_fill_(blocked[stuck], float("-inf"))
@@ -330,7 +332,9 @@ class GrammarLogitsProcessor(LogitsProcessor):
                 self.scanners[row].feed(self.tokens.token_bytes[token])
 
     def _fail(self, row: int, error: str) -> None:
-        logger.warning("constrained decoding stopped row %d: %s", row, error)
+        # llguidance's message quotes the rejected token, which is model output: only DEBUG logs show it
+        logger.warning("constrained decoding stopped row %d; its completion carries the error", row)
+        logger.debug("row %d: %s", row, error)
         self.errors[row] = error
         self.matchers[row] = None
 
@@ -394,8 +398,8 @@ class AnswerScanner:
 
     Constrained output has a fixed layout (no whitespace outside strings), so array items start at the first
     byte after ``[`` or a ``,`` and end at the next ``,`` or ``]`` of the same array. Greedy decoding with a
-    weak model tends to repeat items, alone or in a cycle, until ``maxItems``; blocking exact copies of earlier
-    items of the same array stops those loops and leaves distinct items free, in the spirit of ``uniqueItems``.
+    weak model tends to repeat items, alone or in a cycle, until ``maxItems``. Blocking exact copies of earlier
+    items of the same array stops those loops and leaves distinct items free, much like ``uniqueItems``.
     Only items that end in a closing quote, brace or bracket are guarded, because a number or ``null`` item
     can continue past the copy.
     """

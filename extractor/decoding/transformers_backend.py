@@ -243,13 +243,15 @@ def load_decoder(
     constrained: bool = True,
     grounded: bool = True,
     grounded_paths: Sequence[str] = (),
+    block_repeats: bool = True,
 ) -> TransformersDecoder:
     """Resolve, load and wrap a model (and adapter) as a decoder, stamping where it came from.
 
     With a ``schema`` and ``constrained`` (the default), every completion is constrained to the schema's JSON
     (see ``constraints.GrammarConstraint``). With ``grounded`` as well, fields marked ``x-grounded`` in the schema
     and those named in ``grounded_paths`` (``姓名``, ``入院诊断[]``, ``用药[].药名``) are copied from the record.
-    The schema and settings are checked before the model loads, so unsupported input fails fast.
+    ``block_repeats`` stops an array item from copying an earlier item of the same array. The schema and
+    settings are checked before the model loads, so unsupported input fails fast.
     """
     from .loading import load_model, resolve_model
 
@@ -272,7 +274,7 @@ def load_decoder(
     }
     constraint = None
     if schema is not None and constrained:
-        constraint = _grammar_constraint(loaded, tokenizer, schema, thinking, grounded, grounded_paths)
+        constraint = _grammar_constraint(loaded, tokenizer, schema, thinking, grounded, grounded_paths, block_repeats)
         stamp["constraint"] = constraint.describe()
     return TransformersDecoder(
         loaded, tokenizer, settings=settings, batch_size=batch_size, thinking=thinking, constraint=constraint, stamp=stamp
@@ -280,7 +282,13 @@ def load_decoder(
 
 
 def _grammar_constraint(
-    model: Any, tokenizer: Any, schema: Schema, thinking: bool, grounded: bool, grounded_paths: Sequence[str]
+    model: Any,
+    tokenizer: Any,
+    schema: Schema,
+    thinking: bool,
+    grounded: bool,
+    grounded_paths: Sequence[str],
+    block_repeats: bool,
 ) -> Any:
     from .constraints import GrammarConstraint
 
@@ -294,4 +302,5 @@ def _grammar_constraint(
         thinking=thinking,
         vocab_size=vocab_size,
         stop_token_ids=stop_token_ids(tokenizer, model),
+        block_repeats=block_repeats,
     )
